@@ -5,4 +5,5 @@
 //! explicitly and decisions are returned as values, so everything is unit-tested natively and,
 //! through `wasm-bindgen-test`, compiled to wasm32.
 
+pub mod config;
 pub mod handoff;

@@ -103,7 +103,11 @@ pub fn set_property(key: &str, value: &[u8]) -> Result<()> {
 
 /// Sends a local reply. Envoy emits it after the callback returns; the caller must return
 /// `Action::Pause`.
-pub fn send_local_response(status: u32, headers: &[(&str, &str)], body: Option<&[u8]>) -> Result<()> {
+pub fn send_local_response(
+    status: u32,
+    headers: &[(&str, &str)],
+    body: Option<&[u8]>,
+) -> Result<()> {
     hostcalls::send_http_response(status, headers.to_vec(), body)
         .map_err(failed("proxy_send_local_response"))
 }
