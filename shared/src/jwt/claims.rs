@@ -1,0 +1,1 @@
+//! Typed registered claims: NumericDates as checked integers, `aud` as string or array.

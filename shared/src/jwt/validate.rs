@@ -1,0 +1,195 @@
+//! The validation pipeline: settings, the error enum and the stateless `validate` function.
+
+use super::keys::KeySet;
+use super::Algorithm;
+
+/// What a provider requires of a token. Built once at configure time.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ValidationSettings {
+    /// Required `iss` (exact string match); `None` = not checked.
+    pub issuer: Option<String>,
+    /// Accepted audiences: the token's `aud` must contain at least one (exact match). Empty = not checked.
+    pub audiences: Vec<String>,
+    /// Algorithms accepted from the token header (exact match). `none` is never possible.
+    pub allowed_algorithms: Vec<Algorithm>,
+    /// Reject tokens without `exp`.
+    pub require_exp: bool,
+    /// Tolerance applied to `exp`, `nbf` and `iat`.
+    pub clock_skew_seconds: u64,
+    /// Maximum `exp − iat`; when set, `iat` (and `exp`) become required.
+    pub max_lifetime_seconds: Option<u64>,
+    /// Required header `typ` (case-insensitive, `application/` prefix optional), e.g. `at+jwt`.
+    pub required_typ: Option<String>,
+    /// Maximum token length in bytes, checked before any decoding.
+    pub max_token_bytes: usize,
+    /// Reject tokens without a string `jti`.
+    pub require_jti: bool,
+}
+
+impl Default for ValidationSettings {
+    fn default() -> Self {
+        ValidationSettings {
+            issuer: None,
+            audiences: Vec::new(),
+            allowed_algorithms: Algorithm::ALL.to_vec(),
+            require_exp: true,
+            clock_skew_seconds: 60,
+            max_lifetime_seconds: None,
+            required_typ: None,
+            max_token_bytes: 8192,
+            require_jti: false,
+        }
+    }
+}
+
+/// A token whose signature and claims passed every check.
+#[derive(Debug, Clone, PartialEq)]
+pub struct VerifiedToken {
+    /// `iss`, if present.
+    pub issuer: Option<String>,
+    /// `sub`, if present.
+    pub subject: Option<String>,
+    /// `aud` as a list (a string `aud` becomes one element).
+    pub audiences: Vec<String>,
+    /// `exp` in Unix seconds, if present.
+    pub expires_at: Option<i64>,
+    /// `jti`, if present.
+    pub jti: Option<String>,
+    /// Header `kid`, if present.
+    pub kid: Option<String>,
+    /// Header `alg` (verified against the key).
+    pub algorithm: Algorithm,
+    /// All payload members, parsed once.
+    pub claims: serde_json::Map<String, serde_json::Value>,
+    /// The verified payload exactly as decoded from base64url (UTF-8 JSON object).
+    pub payload_json: String,
+}
+
+/// Why a token was refused. [`JwtError::reason`] gives a stable snake_case code; no variant ever
+/// carries the token or any value taken from it.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum JwtError {
+    /// Longer than `max_token_bytes` (checked before decoding).
+    #[error("token longer than {limit} bytes")]
+    TooLarge {
+        /// The configured limit.
+        limit: usize,
+    },
+    /// Not a strict JWS compact serialisation; the detail says which rule failed.
+    #[error("malformed token: {0}")]
+    Malformed(&'static str),
+    /// `alg` is not a supported algorithm name (`none` and its variants included).
+    #[error("unsupported algorithm")]
+    UnsupportedAlgorithm,
+    /// `alg` is supported but not in this provider's allow-list.
+    #[error("algorithm {0} not allowed")]
+    AlgorithmNotAllowed(Algorithm),
+    /// The token names a `kid` that no key in the set carries.
+    #[error("unknown kid")]
+    UnknownKid,
+    /// No key in the set can verify this algorithm (family or declared `alg` mismatch, empty set).
+    #[error("no key matches the token algorithm")]
+    NoMatchingKey,
+    /// The signature does not verify with any candidate key.
+    #[error("signature verification failed")]
+    BadSignature,
+    /// `now ≥ exp + skew`.
+    #[error("token expired")]
+    Expired,
+    /// `now + skew < nbf`.
+    #[error("token not yet valid")]
+    NotYetValid,
+    /// `iat > now + skew`.
+    #[error("token issued in the future")]
+    IssuedInFuture,
+    /// `exp − iat` exceeds `max_lifetime_seconds` (or `iat`/`exp` missing while it is set).
+    #[error("token lifetime too long")]
+    LifetimeTooLong,
+    /// `exp` is required and absent.
+    #[error("exp claim missing")]
+    MissingExp,
+    /// `iss` missing or not the configured issuer.
+    #[error("issuer not accepted")]
+    BadIssuer,
+    /// `aud` missing or none of the configured audiences.
+    #[error("audience not accepted")]
+    BadAudience,
+    /// `typ` missing or not the required type.
+    #[error("token type not accepted")]
+    BadTyp,
+    /// The header carries a parameter this validator refuses (`crit`, `b64`, `jwk`, `jku`, `x5u`,
+    /// `x5c`, `cty`, `enc`, `zip`).
+    #[error("forbidden header parameter {0}")]
+    ForbiddenHeader(&'static str),
+    /// A registered claim has the wrong type or is out of range (the claim name).
+    #[error("invalid {0} claim")]
+    BadClaim(&'static str),
+    /// `jti` is required and absent.
+    #[error("jti claim missing")]
+    MissingJti,
+}
+
+impl JwtError {
+    /// Short stable snake_case code for metrics, `error_description` and filter state.
+    pub fn reason(&self) -> &'static str {
+        match self {
+            JwtError::TooLarge { .. } => "too_large",
+            JwtError::Malformed(_) => "malformed",
+            JwtError::UnsupportedAlgorithm => "unsupported_algorithm",
+            JwtError::AlgorithmNotAllowed(_) => "algorithm_not_allowed",
+            JwtError::UnknownKid => "unknown_kid",
+            JwtError::NoMatchingKey => "no_matching_key",
+            JwtError::BadSignature => "bad_signature",
+            JwtError::Expired => "expired",
+            JwtError::NotYetValid => "not_yet_valid",
+            JwtError::IssuedInFuture => "issued_in_future",
+            JwtError::LifetimeTooLong => "lifetime_too_long",
+            JwtError::MissingExp => "missing_exp",
+            JwtError::BadIssuer => "bad_issuer",
+            JwtError::BadAudience => "bad_audience",
+            JwtError::BadTyp => "bad_typ",
+            JwtError::ForbiddenHeader(_) => "forbidden_header",
+            JwtError::BadClaim(_) => "bad_claim",
+            JwtError::MissingJti => "missing_jti",
+        }
+    }
+}
+
+/// Settings and keys of one provider bundled together (convenience over [`validate`]).
+#[derive(Debug, Clone)]
+pub struct Validator {
+    /// The provider's requirements.
+    pub settings: ValidationSettings,
+    /// The provider's keys.
+    pub keys: KeySet,
+}
+
+impl Validator {
+    /// Bundles settings and keys.
+    pub fn new(settings: ValidationSettings, keys: KeySet) -> Self {
+        Validator { settings, keys }
+    }
+
+    /// [`validate`] with this provider's settings and keys.
+    pub fn validate(&self, token: &str, now_unix: i64) -> Result<VerifiedToken, JwtError> {
+        validate(token, &self.settings, &self.keys, now_unix)
+    }
+}
+
+/// Stateless: settings + keys + now → verdict.
+pub fn validate(
+    token: &str,
+    settings: &ValidationSettings,
+    keys: &KeySet,
+    now_unix: i64,
+) -> Result<VerifiedToken, JwtError> {
+    let _ = (token, settings, keys, now_unix);
+    Err(JwtError::Malformed("not implemented yet"))
+}
+
+/// Peek at the unverified header to learn the `kid` (for "unknown kid → refetch JWKS"
+/// decisions), with the same size and strictness checks as [`validate`].
+pub fn peek_kid(token: &str, max_token_bytes: usize) -> Result<Option<String>, JwtError> {
+    let _ = (token, max_token_bytes);
+    Err(JwtError::Malformed("not implemented yet"))
+}
