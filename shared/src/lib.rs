@@ -8,3 +8,4 @@
 pub mod config;
 pub mod handoff;
 pub mod jwt;
+pub mod jwt_authn;

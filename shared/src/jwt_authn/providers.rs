@@ -1,0 +1,438 @@
+//! Compiling one provider: key source, validation settings, token locations and outputs.
+
+use std::time::Duration;
+
+use base64::engine::general_purpose::{STANDARD, STANDARD_NO_PAD};
+use base64::Engine;
+use sha2::{Digest, Sha256};
+
+use crate::config::{parse_duration, ConfigErrors};
+use crate::jwt::{Algorithm, KeySet, ValidationSettings};
+
+use super::compile::{ClaimToHeader, KeySource, Provider, RemoteKeys};
+use super::config::{RawOpenIdDiscovery, RawProvider, RawRemoteJwks};
+use super::extract::{HeaderLocation, Locations};
+use super::fetch::{discovery_uri, HttpTarget, KeyFetch};
+use super::jwks::JwksPolicy;
+
+const HMAC: [Algorithm; 3] = [Algorithm::HS256, Algorithm::HS384, Algorithm::HS512];
+
+/// Compiles provider `name`, pushing errors under `providers.<name>`.
+pub(crate) fn compile_provider(
+    name: &str,
+    p: &RawProvider,
+    errs: &mut ConfigErrors,
+) -> Option<Provider> {
+    let path = format!("providers.{name}");
+    let before = errs.0.len();
+    if name.is_empty()
+        || name.len() > 64
+        || !name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
+    {
+        errs.push(
+            &path,
+            "provider names are 1-64 characters of [A-Za-z0-9_-] (they appear in metric tags)",
+        );
+    }
+    if p.issuer.as_deref() == Some("") {
+        errs.push(format!("{path}.issuer"), "must not be empty");
+    }
+    for (i, a) in p.audiences.iter().enumerate() {
+        if a.is_empty() {
+            errs.push(format!("{path}.audiences[{i}]"), "must not be empty");
+        }
+    }
+    let keys = compile_keys(name, p, &path, errs);
+    let allowed_algorithms = compile_algorithms(p, &keys, &path, errs);
+    let max_token_bytes = p.max_token_bytes.unwrap_or(8192);
+    if !(1..=65_536).contains(&max_token_bytes) {
+        errs.push(format!("{path}.max_token_bytes"), "must be 1..=65536");
+    }
+    if let Some(typ) = &p.required_typ {
+        if typ.is_empty() {
+            errs.push(format!("{path}.required_typ"), "must not be empty");
+        }
+    }
+    let settings = ValidationSettings {
+        issuer: p.issuer.clone(),
+        audiences: p.audiences.clone(),
+        allowed_algorithms,
+        require_exp: p.require_expiration.unwrap_or(true),
+        clock_skew_seconds: p.clock_skew_seconds.unwrap_or(60),
+        max_lifetime_seconds: p.max_lifetime_seconds,
+        required_typ: p.required_typ.clone(),
+        max_token_bytes,
+        require_jti: p.require_jti,
+    };
+    if settings.clock_skew_seconds > 3600 {
+        errs.push(format!("{path}.clock_skew_seconds"), "at most 3600");
+    }
+    let locations = compile_locations(p, &path, errs);
+    let forward_payload_header = p
+        .forward_payload_header
+        .as_ref()
+        .map(|h| check_output_header(h, &format!("{path}.forward_payload_header"), errs));
+    let claim_to_headers = p
+        .claim_to_headers
+        .iter()
+        .enumerate()
+        .map(|(i, c)| {
+            let cpath = format!("{path}.claim_to_headers[{i}]");
+            let header = check_output_header(&c.header_name, &format!("{cpath}.header_name"), errs);
+            let claim_path: Vec<String> = c.claim_name.split('.').map(str::to_string).collect();
+            if claim_path.iter().any(String::is_empty) {
+                errs.push(
+                    format!("{cpath}.claim_name"),
+                    format!("{:?} is not a dot-separated claim path", c.claim_name),
+                );
+            }
+            ClaimToHeader { header, claim_path }
+        })
+        .collect();
+    if errs.0.len() != before {
+        return None;
+    }
+    Some(Provider {
+        name: name.to_string(),
+        settings,
+        keys: keys?,
+        locations,
+        forward: p.forward,
+        forward_payload_header,
+        claim_to_headers,
+    })
+}
+
+fn compile_keys(
+    name: &str,
+    p: &RawProvider,
+    path: &str,
+    errs: &mut ConfigErrors,
+) -> Option<KeySource> {
+    let sources = [
+        p.local_jwks.is_some(),
+        p.remote_jwks.is_some(),
+        p.hmac_secret.is_some(),
+        p.openid_discovery.is_some(),
+    ]
+    .iter()
+    .filter(|b| **b)
+    .count();
+    if sources != 1 {
+        errs.push(
+            path,
+            "exactly one of `local_jwks`, `remote_jwks`, `hmac_secret`, `openid_discovery` is required",
+        );
+        return None;
+    }
+    if let Some(local) = &p.local_jwks {
+        return match KeySet::from_jwks_json(local.inline_string.as_bytes()) {
+            Ok(keys) => Some(KeySource::Static(keys)),
+            Err(e) => {
+                errs.push(format!("{path}.local_jwks.inline_string"), e.to_string());
+                None
+            }
+        };
+    }
+    if let Some(h) = &p.hmac_secret {
+        let field = format!("{path}.hmac_secret.inline_base64");
+        let secret = STANDARD
+            .decode(h.inline_base64.trim())
+            .or_else(|_| STANDARD_NO_PAD.decode(h.inline_base64.trim()));
+        let Ok(secret) = secret else {
+            errs.push(field, "not valid standard base64");
+            return None;
+        };
+        return match KeySet::from_hmac_secret(h.algorithm, &secret) {
+            Ok(keys) => Some(KeySource::Static(keys)),
+            // The error names lengths and the algorithm, never the secret.
+            Err(e) => {
+                errs.push(field, e.to_string());
+                None
+            }
+        };
+    }
+    if let Some(r) = &p.remote_jwks {
+        return remote_jwks(name, r, &format!("{path}.remote_jwks"), errs);
+    }
+    let d = p.openid_discovery.as_ref()?;
+    let Some(issuer) = p.issuer.as_deref() else {
+        errs.push(format!("{path}.issuer"), "required with `openid_discovery`");
+        return None;
+    };
+    openid_discovery(name, issuer, d, &format!("{path}.openid_discovery"), errs)
+}
+
+fn duration(v: &Option<String>, default: Duration, path: String, errs: &mut ConfigErrors) -> u64 {
+    match v.as_deref().map(parse_duration) {
+        None => default.as_millis() as u64,
+        Some(Ok(d)) => d.as_millis() as u64,
+        Some(Err(e)) => {
+            errs.push(path, e);
+            0
+        }
+    }
+}
+
+#[allow(clippy::too_many_arguments)]
+fn policy(
+    cache: &Option<String>,
+    stale: &Option<String>,
+    failed: &Option<String>,
+    kid: &Option<String>,
+    cold: &Option<String>,
+    fetch_timeout_ms: u64,
+    steps: u64,
+    path: &str,
+    errs: &mut ConfigErrors,
+) -> JwksPolicy {
+    let d = JwksPolicy::default();
+    let ms = Duration::from_millis;
+    let p = JwksPolicy {
+        cache_duration_ms: duration(
+            cache,
+            ms(d.cache_duration_ms),
+            format!("{path}.cache_duration"),
+            errs,
+        ),
+        max_stale_ms: duration(stale, ms(d.max_stale_ms), format!("{path}.max_stale"), errs),
+        failed_refetch_ms: duration(
+            failed,
+            ms(d.failed_refetch_ms),
+            format!("{path}.failed_refetch_duration"),
+            errs,
+        ),
+        unknown_kid_interval_ms: duration(
+            kid,
+            ms(d.unknown_kid_interval_ms),
+            format!("{path}.unknown_kid_refetch_interval"),
+            errs,
+        ),
+        cold_start_timeout_ms: duration(
+            cold,
+            ms(d.cold_start_timeout_ms),
+            format!("{path}.cold_start_timeout"),
+            errs,
+        ),
+        fetch_timeout_ms,
+        fetch_steps: steps,
+    };
+    if p.cache_duration_ms < 1_000 {
+        errs.push(format!("{path}.cache_duration"), "at least 1s");
+    }
+    if p.fetch_timeout_ms == 0 {
+        errs.push(format!("{path}.timeout"), "must be more than 0");
+    }
+    p
+}
+
+fn shared_key(cluster: &str, uri: &str) -> String {
+    let digest = Sha256::digest(format!("{cluster}\n{uri}").as_bytes());
+    let hex: String = digest.iter().take(12).map(|b| format!("{b:02x}")).collect();
+    format!("meshguard.jwt_authn.jwks.{hex}")
+}
+
+fn remote_jwks(
+    _name: &str,
+    r: &RawRemoteJwks,
+    path: &str,
+    errs: &mut ConfigErrors,
+) -> Option<KeySource> {
+    let timeout = duration(
+        &r.http_uri.timeout,
+        Duration::from_secs(5),
+        format!("{path}.http_uri.timeout"),
+        errs,
+    );
+    let policy = policy(
+        &r.cache_duration,
+        &r.max_stale,
+        &r.failed_refetch_duration,
+        &r.unknown_kid_refetch_interval,
+        &r.cold_start_timeout,
+        timeout,
+        1,
+        &format!("{path}.http_uri"),
+        errs,
+    );
+    match HttpTarget::parse(
+        &r.http_uri.uri,
+        &r.http_uri.cluster,
+        Duration::from_millis(timeout),
+    ) {
+        Ok(target) => Some(KeySource::Remote(RemoteKeys {
+            shared_data_key: shared_key(&r.http_uri.cluster, &r.http_uri.uri),
+            fetch: KeyFetch::Jwks(target),
+            policy,
+        })),
+        Err(e) => {
+            errs.push(format!("{path}.http_uri"), e);
+            None
+        }
+    }
+}
+
+fn openid_discovery(
+    _name: &str,
+    issuer: &str,
+    d: &RawOpenIdDiscovery,
+    path: &str,
+    errs: &mut ConfigErrors,
+) -> Option<KeySource> {
+    let timeout = duration(
+        &d.timeout,
+        Duration::from_secs(5),
+        format!("{path}.timeout"),
+        errs,
+    );
+    let policy = policy(
+        &d.cache_duration,
+        &d.max_stale,
+        &d.failed_refetch_duration,
+        &d.unknown_kid_refetch_interval,
+        &d.cold_start_timeout,
+        timeout,
+        2,
+        path,
+        errs,
+    );
+    let uri = discovery_uri(issuer);
+    match HttpTarget::parse(&uri, &d.cluster, Duration::from_millis(timeout)) {
+        Ok(discovery) => Some(KeySource::Remote(RemoteKeys {
+            shared_data_key: shared_key(&d.cluster, &uri),
+            fetch: KeyFetch::Discovery {
+                discovery,
+                issuer: issuer.to_string(),
+                jwks_cluster: d.jwks_cluster.clone().unwrap_or_else(|| d.cluster.clone()),
+                timeout: Duration::from_millis(timeout),
+            },
+            policy,
+        })),
+        Err(e) => {
+            errs.push(path, format!("issuer as discovery base: {e}"));
+            None
+        }
+    }
+}
+
+fn compile_algorithms(
+    p: &RawProvider,
+    keys: &Option<KeySource>,
+    path: &str,
+    errs: &mut ConfigErrors,
+) -> Vec<Algorithm> {
+    let field = format!("{path}.allowed_algorithms");
+    if let Some(h) = &p.hmac_secret {
+        let algs = p
+            .allowed_algorithms
+            .clone()
+            .unwrap_or_else(|| vec![h.algorithm]);
+        if algs.iter().any(|a| *a != h.algorithm) {
+            errs.push(
+                field,
+                format!("an {} secret only verifies {}", h.algorithm, h.algorithm),
+            );
+        }
+        return algs;
+    }
+    let default: Vec<Algorithm> = Algorithm::ALL
+        .into_iter()
+        .filter(|a| !HMAC.contains(a))
+        .collect();
+    let algs = p.allowed_algorithms.clone().unwrap_or(default);
+    if algs.is_empty() {
+        errs.push(&field, "must not be empty");
+    }
+    if matches!(keys, Some(KeySource::Remote(_))) && algs.iter().any(|a| HMAC.contains(a)) {
+        errs.push(
+            field,
+            "HMAC algorithms are refused for remote keys (shared secrets are never fetched)",
+        );
+    }
+    algs
+}
+
+fn compile_locations(p: &RawProvider, path: &str, errs: &mut ConfigErrors) -> Locations {
+    let none_given =
+        p.from_headers.is_none() && p.from_params.is_none() && p.from_cookies.is_none();
+    let headers = match &p.from_headers {
+        Some(list) => list
+            .iter()
+            .enumerate()
+            .map(|(i, h)| {
+                let name = h.name.to_ascii_lowercase();
+                if !is_header_name(&name) || name == "cookie" {
+                    errs.push(
+                        format!("{path}.from_headers[{i}].name"),
+                        format!("invalid header name {:?}", h.name),
+                    );
+                }
+                HeaderLocation {
+                    name,
+                    value_prefix: h.value_prefix.clone(),
+                }
+            })
+            .collect(),
+        None if none_given => vec![HeaderLocation {
+            name: "authorization".to_string(),
+            value_prefix: "Bearer ".to_string(),
+        }],
+        None => Vec::new(),
+    };
+    let check_names =
+        |list: &Option<Vec<String>>, field: &str, errs: &mut ConfigErrors| -> Vec<String> {
+            let list = list.clone().unwrap_or_default();
+            for (i, n) in list.iter().enumerate() {
+                if n.is_empty() || n.contains(['=', ';', '&', ' ']) {
+                    errs.push(
+                        format!("{path}.{field}[{i}]"),
+                        format!("invalid name {n:?}"),
+                    );
+                }
+            }
+            list
+        };
+    let params = check_names(&p.from_params, "from_params", errs);
+    let cookies = check_names(&p.from_cookies, "from_cookies", errs);
+    if headers.is_empty() && params.is_empty() && cookies.is_empty() {
+        errs.push(
+            path,
+            "no token location (from_headers, from_params, from_cookies are all empty)",
+        );
+    }
+    Locations {
+        headers,
+        params,
+        cookies,
+    }
+}
+
+/// RFC 9110 token characters, lower-case.
+fn is_header_name(name: &str) -> bool {
+    !name.is_empty()
+        && name.bytes().all(|b| {
+            b.is_ascii_lowercase() || b.is_ascii_digit() || b"!#$%&'*+-.^_`|~".contains(&b)
+        })
+}
+
+fn check_output_header(name: &str, path: &str, errs: &mut ConfigErrors) -> String {
+    let lower = name.to_ascii_lowercase();
+    const RESERVED: [&str; 8] = [
+        "host",
+        "authorization",
+        "cookie",
+        "content-length",
+        "transfer-encoding",
+        "connection",
+        "te",
+        "upgrade",
+    ];
+    if !is_header_name(&lower) {
+        errs.push(path, format!("invalid header name {name:?}"));
+    } else if RESERVED.contains(&lower.as_str()) {
+        errs.push(path, format!("{name:?} cannot be an output header"));
+    }
+    lower
+}
