@@ -1,0 +1,220 @@
+#!/usr/bin/env python3
+"""Markdown report of an Envoy load-benchmark run (tests/bench/bench.py results, one JSON per line).
+
+Every number is a median over the rounds, with [min–max] where it matters. Ratios are ratios of
+medians. The reference variants are `router` (router only) and `native_chain` (native jwt_authn
+with its cache + rbac + local_ratelimit).
+"""
+
+from __future__ import annotations
+
+import argparse
+import gzip
+import json
+import platform
+import statistics
+import subprocess
+import sys
+import time
+from collections import OrderedDict
+from pathlib import Path
+
+ROUTER = "router"
+NATIVE = "native_chain"
+PASSTHROUGH = "wasm_passthrough"
+COLD = (
+    ("RS256", "wasm_cold_rs256", "native_cold_rs256", 100),
+    ("ES256", "wasm_cold_es256", "native_cold_es256", 100),
+    ("EdDSA", "wasm_cold_eddsa", "native_cold_eddsa", 60),
+)
+
+
+def med(xs):
+    xs = [x for x in xs if x is not None]
+    return statistics.median(xs) if xs else None
+
+
+def fmt(x, digits=1):
+    if x is None:
+        return "–"
+    return f"{x:,.{digits}f}"
+
+
+def spread(xs, digits=1):
+    xs = [x for x in xs if x is not None]
+    if not xs:
+        return "–"
+    if len(xs) == 1:
+        return fmt(xs[0], digits)
+    return f"{fmt(statistics.median(xs), digits)} [{fmt(min(xs), digits)}–{fmt(max(xs), digits)}]"
+
+
+def ratio(a, b):
+    return None if a is None or not b else a / b
+
+
+def load(path: Path):
+    runs = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+    by = OrderedDict()
+    for r in runs:
+        by.setdefault(r["variant"], []).append(r)
+    return runs, by
+
+
+def cpu_model() -> str:
+    for line in Path("/proc/cpuinfo").read_text().splitlines():
+        if line.startswith("model name"):
+            return line.split(":", 1)[1].strip()
+    return platform.processor()
+
+
+def envoy_version(binary: str) -> str:
+    try:
+        out = subprocess.run([binary, "--version"], capture_output=True, text=True, timeout=30).stdout
+        return out.strip().split("version:")[-1].strip()
+    except (OSError, subprocess.SubprocessError):
+        return "unknown"
+
+
+def wrk_version() -> str:
+    try:
+        out = subprocess.run(["wrk", "-v"], capture_output=True, text=True, timeout=10)
+        return (out.stdout + out.stderr).splitlines()[0].strip()
+    except (OSError, subprocess.SubprocessError, IndexError):
+        return "unknown"
+
+
+def main_table(by, lines):
+    ok = {v: [r for r in rs if r.get("ok")] for v, rs in by.items()}
+    router = med(r["cpu_us_per_req"] for r in ok.get(ROUTER, []))
+    native = med(r["cpu_us_per_req"] for r in ok.get(NATIVE, []))
+    lines.append("| variant | Envoy CPU µs/req median [min–max] | × router | × native chain | µs over router "
+                 "| req/s | Envoy CPU busy | p50 / p99 ms at ~500 req/s | RSS MiB after | non-2xx % | other load (cores) |")
+    lines.append("|---|---|---|---|---|---|---|---|---|---|---|")
+    for v, rs in ok.items():
+        if not rs:
+            continue
+        us = [r["cpu_us_per_req"] for r in rs]
+        m = med(us)
+        lat = [r["latency"] for r in rs if r.get("latency")]
+        if lat:
+            p50 = med(x["us"]["p50"] for x in lat) / 1000
+            p99 = med(x["us"]["p99"] for x in lat) / 1000
+            rate = med(x["achieved_rps"] for x in lat)
+            lat_s = f"{p50:.3f} / {p99:.3f} ({rate:.0f}/s)"
+        else:
+            lat_s = "–"
+        total = [sum(r["status"].values()) for r in rs]
+        bad = [sum(c for k, c in r["status"].items() if k != "2xx") for r in rs]
+        non2xx = 100.0 * sum(bad) / sum(total) if sum(total) else None
+        fivexx = sum(r["status"].get("5xx", 0) for r in rs)
+        flag = " ⚠5xx" if fivexx else ""
+        lines.append(
+            f"| {v} | **{spread(us)}** | {fmt(ratio(m, router), 2)} | {fmt(ratio(m, native), 2)} "
+            f"| {fmt(None if router is None else m - router)} | {fmt(med(r['rps'] for r in rs), 0)} "
+            f"| {fmt(med(r['envoy_cpu_share'] for r in rs) * 100, 0)} % | {lat_s} "
+            f"| {fmt(med(r['rss_after_kib'] for r in rs) / 1024)} | {fmt(non2xx, 2)}{flag} "
+            f"| {fmt(med(r['other_load_cores'] for r in rs), 2)} |"
+        )
+    return router, native
+
+
+def cold_table(by, lines):
+    def m(v):
+        return med(r["cpu_us_per_req"] for r in by.get(v, []) if r.get("ok"))
+
+    passthrough, router = m(PASSTHROUGH), m(ROUTER)
+    lines.append("| alg | wasm jwt-authn, new token every request: µs/req | − wasm passthrough = **µs per cold token** | target | "
+                 "native jwt_authn, new token: µs/req | − router = native µs per token | wasm / native per token |")
+    lines.append("|---|---|---|---|---|---|---|")
+    for alg, wv, nv, target in COLD:
+        w, n = m(wv), m(nv)
+        wt = None if w is None or passthrough is None else w - passthrough
+        nt = None if n is None or router is None else n - router
+        verdict = "" if wt is None else (" ✅" if wt <= target else " ❌")
+        lines.append(f"| {alg} | {spread([r['cpu_us_per_req'] for r in by.get(wv, []) if r.get('ok')])} | **{fmt(wt)}**{verdict} "
+                     f"| ≤ {target} | {spread([r['cpu_us_per_req'] for r in by.get(nv, []) if r.get('ok')])} | {fmt(nt)} "
+                     f"| {fmt(ratio(wt, nt), 1)} |")
+
+
+def sizes(wasm_dir: Path, lines):
+    files = sorted(wasm_dir.glob("*.wasm")) if wasm_dir.exists() else []
+    lines.append("| module | bytes | gzip -9 bytes |")
+    lines.append("|---|---|---|")
+    for f in files:
+        data = f.read_bytes()
+        lines.append(f"| {f.name} | {len(data):,} | {len(gzip.compress(data, 9)):,} |")
+    if not files:
+        lines.append("| (none built) | | |")
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__)
+    ap.add_argument("--results", required=True)
+    ap.add_argument("--meta", required=True)
+    ap.add_argument("--work", required=True)
+    ap.add_argument("--wasm-dir", required=True)
+    ap.add_argument("--envoy", default="envoy")
+    ap.add_argument("--command", default="bash envoy-config/bench/run.sh")
+    ap.add_argument("--git", default="unknown")
+    a = ap.parse_args()
+    runs, by = load(Path(a.results))
+    meta = json.loads(Path(a.meta).read_text())
+    args = meta["args"]
+    manifest = json.loads((Path(a.work) / "manifest.json").read_text())
+    p = manifest["params"]
+    L = []
+    L.append("## meshguard load benchmark (real Envoy)")
+    L.append("")
+    L.append(f"`{a.command}` — {time.strftime('%Y-%m-%d %H:%M')} — commit {a.git}")
+    L.append("")
+    L.append(f"- Envoy `{envoy_version(a.envoy)}`, `--concurrency 1`, pinned to CPU 0; HTTP/1.1 on 127.0.0.1. "
+             f"Load: `{wrk_version()}` (1 thread, {args['conns']} connections, closed loop) and the upstream "
+             "(a second Envoy answering 200 with `direct_response`) share CPU 1.")
+    L.append(f"- Machine: {cpu_model()}, {platform.system()} {platform.release()}; other users' load during each "
+             "run is in the last column (busy cores not spent by the two Envoys or wrk).")
+    L.append(f"- {args['rounds']} round(s), variants interleaved (order rotated each round); per run: "
+             f"start, smoke check, cache pre-touch (variants with a token cache: each pool token once), "
+             f"{args['warm']} s warm-up, **{args['duration']} s measured**, {args['latency_duration']} s latency run.")
+    L.append(f"- Workload: {p['pool']:,} distinct valid RS256 tokens (2048-bit), reuse Zipf(s={p['zipf_s']}), "
+             f"plus {p['invalid_share'] * 100:.0f} % of requests with one of {p['invalid']} invalid tokens "
+             f"({', '.join(f'{k} {v}' for k, v in manifest['invalid_kinds'].items())}); never one repeated token. "
+             f"Verified-token caches: native `jwt_cache_size` and wasm `cache.max_entries` = {args['jwt_cache_size']:,}.")
+    L.append("- **Envoy CPU µs/req** = (utime+stime of the Envoy process from /proc/<pid>/stat after − before) ÷ "
+             "requests Envoy completed in that window (admin `downstream_rq_completed`). Clock ticks are 10 ms, "
+             "so each run's CPU time is known to ±10 ms.")
+    L.append(f"- Latency: wrk with {args['latency_conns']} connections, each pausing after every response so that the "
+             f"total is about {args['rate']} req/s (wrk2-style constant-rate scheduling is not in Debian); the pause is "
+             "not part of the latency; median of the rounds' p50 / p99.")
+    L.append("")
+    L.append("### CPU per request")
+    L.append("")
+    main_table(by, L)
+    L.append("")
+    L.append("### Cold verification (every request carries a distinct, never-seen valid token)")
+    L.append("")
+    cold_table(by, L)
+    L.append("")
+    L.append("The per-token figure is the whole jwt-authn stage with a cache miss (base64, JSON, claims, signature, "
+             "SHA-256 digest and cache insert, filter state) minus an empty wasm filter; the signature check is most of it. "
+             "Cold runs send each token once and stop when the list runs out "
+             f"(at most {args['cold_tokens']:,} tokens per run).")
+    L.append("")
+    L.append("### .wasm sizes (release, built by this run)")
+    L.append("")
+    sizes(Path(a.wasm_dir), L)
+    failed = [r for r in runs if not r.get("ok")]
+    if meta.get("skipped") or failed:
+        L.append("")
+        L.append("### Not measured")
+        L.append("")
+        for v, why in meta.get("skipped", {}).items():
+            L.append(f"- {v}: {why}")
+        for r in failed:
+            L.append(f"- {r['variant']} round {r['round']}: {r.get('error', '?').splitlines()[0][:300]}")
+    print("\n".join(L))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
