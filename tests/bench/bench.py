@@ -25,6 +25,7 @@ import copy
 import json
 import os
 import string
+import subprocess
 import sys
 import time
 from pathlib import Path
@@ -85,7 +86,7 @@ class Renderer:
         if kind != "wasm":
             raise ValueError(f"unknown filter {spec}")
         name, _, config_name = rest.partition(":")
-        config_text = (CFG_DIR / "plugins" / f"{config_name or name}.json").read_text()
+        config_text = (CFG_DIR / "plugins" / f"{config_name or name}.json.tmpl").read_text()
         plugin_config = substitute(config_text, self.values).strip()
         entry = yaml.safe_load(substitute(
             yaml.safe_dump(self.filters["wasm_template"]),
@@ -183,6 +184,7 @@ def run_variant(variant: dict, rnd: int, renderer: Renderer, upstream: procs.Env
             meas_env = {"MG_TOKENS": str(cold), "MG_LIMIT": str(limit)}
             rec["cold_tokens"] = limit
         procs.run_wrk(url, args.warm, args.conns, warm_env, vdir / "warm.json", LOAD_CPU, LUA)
+        rec["calib_ms"] = procs.calibrate(ENVOY_CPU, sys.executable)
         rec.update(measure(envoy, upstream, url, args, meas_env, vdir / "measure.json"))
         if variant.get("latency") and args.latency_duration > 0:
             pace_ms = max(1, round(args.latency_conns * 1000 / args.rate))
@@ -207,6 +209,22 @@ def run_variant(variant: dict, rnd: int, renderer: Renderer, upstream: procs.Env
     return rec
 
 
+def validate(variants: list[dict], renderer: Renderer, args, run_dir: Path) -> int:
+    """`envoy --mode validate` on every rendered bootstrap (upstream port 1: never contacted)."""
+    failed = 0
+    for v in variants:
+        config = run_dir / f"{v['name']}.yaml"
+        config.write_text(renderer.bootstrap(v, 1))
+        res = subprocess.run([args.envoy, "--mode", "validate", "-c", str(config), "-l", "error"],
+                             capture_output=True, text=True, timeout=120)
+        ok = res.returncode == 0
+        failed += not ok
+        print(f"bench: validate {v['name']:<22} {'OK' if ok else 'FAILED'}", file=sys.stderr)
+        if not ok:
+            print((res.stdout + res.stderr)[-2000:], file=sys.stderr)
+    return 1 if failed else 0
+
+
 def parse_args(argv: list[str]) -> argparse.Namespace:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--envoy", required=True, help="Envoy 1.40 binary")
@@ -226,6 +244,8 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     ap.add_argument("--jwt-cache-size", type=int, default=10_000)
     ap.add_argument("--nice", type=int, default=-10,
                     help="niceness of Envoy, upstream and wrk (default -10 when root; 0 = leave as is)")
+    ap.add_argument("--validate-only", action="store_true",
+                    help="render every variant's bootstrap and check it with `envoy --mode validate`, no load")
     ap.add_argument("--only", default="", help="comma-separated variant names (default: all)")
     args = ap.parse_args(argv)
     quick = {"rounds": 1, "duration": 3, "warm": 1, "latency_duration": 2, "cold_tokens": 8_000}
@@ -263,6 +283,9 @@ def main(argv: list[str]) -> int:
         else:
             runnable.append(v)
     (run_dir / "meta.json").write_text(json.dumps(meta, indent=2) + "\n")
+
+    if args.validate_only:
+        return validate(runnable, renderer, args, run_dir)
 
     up_cfg = run_dir / "upstream.yaml"
     up_cfg.write_text((CFG_DIR / "upstream.yaml").read_text())

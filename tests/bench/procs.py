@@ -163,6 +163,21 @@ class Envoy:
             self.proc.wait(timeout=10)
 
 
+CALIBRATION = "import hashlib\nb = bytes(65536)\nfor _ in range(1500):\n    hashlib.sha256(b).digest()\n"
+
+
+def calibrate(cpu: int, python: str) -> float:
+    """CPU milliseconds a fixed SHA-256 workload (96 MiB) takes on `cpu` right now.
+
+    This machine's hypervisor does not report steal time, so stolen time shows up as CPU time of
+    whatever ran. Comparing this number across runs shows how much the machine's speed moved.
+    """
+    proc = subprocess.Popen(pinned(cpu, [python, "-c", CALIBRATION]), start_new_session=True)
+    set_autogroup_nice(proc.pid)
+    _, _, usage = os.wait4(proc.pid, 0)
+    return round((usage.ru_utime + usage.ru_stime) * 1000.0, 1)
+
+
 @dataclass
 class WrkResult:
     summary: dict

@@ -1,8 +1,9 @@
 #!/usr/bin/env python3
 """Markdown report of an Envoy load-benchmark run (tests/bench/bench.py results, one JSON per line).
 
-Every number is a median over the rounds, with [min–max] where it matters. Ratios are ratios of
-medians. The reference variants are `router` (router only) and `native_chain` (native jwt_authn
+Every number is a median over the rounds, with [min–max] where it matters. Ratios and
+differences are taken per round against the reference variant of the same round (so slow drift of
+the machine cancels out), then the median over rounds is shown. The reference variants are `router` (router only) and `native_chain` (native jwt_authn
 with its cache + rbac + local_ratelimit).
 """
 
@@ -84,18 +85,22 @@ def wrk_version() -> str:
         return "unknown"
 
 
+def paired(runs, ref_runs, op):
+    """op(run, ref run of the same round) for every round both have, as a list."""
+    ref = {r["round"]: r["cpu_us_per_req"] for r in ref_runs}
+    return [op(r["cpu_us_per_req"], ref[r["round"]]) for r in runs if ref.get(r["round"])]
+
+
 def main_table(by, lines):
     ok = {v: [r for r in rs if r.get("ok")] for v, rs in by.items()}
-    router = med(r["cpu_us_per_req"] for r in ok.get(ROUTER, []))
-    native = med(r["cpu_us_per_req"] for r in ok.get(NATIVE, []))
+    router, native = ok.get(ROUTER, []), ok.get(NATIVE, [])
     lines.append("| variant | Envoy CPU µs/req median [min–max] | × router | × native chain | µs over router "
-                 "| req/s | Envoy CPU busy | p50 / p99 ms at ~500 req/s | RSS MiB after | non-2xx % | other load (cores) |")
-    lines.append("|---|---|---|---|---|---|---|---|---|---|---|")
+                 "| req/s | Envoy CPU busy | p50 / p99 ms at ~500 req/s | RSS MiB after | non-2xx % | other load (cores) | calib ms |")
+    lines.append("|---|---|---|---|---|---|---|---|---|---|---|---|")
     for v, rs in ok.items():
         if not rs:
             continue
         us = [r["cpu_us_per_req"] for r in rs]
-        m = med(us)
         lat = [r["latency"] for r in rs if r.get("latency")]
         if lat:
             p50 = med(x["us"]["p50"] for x in lat) / 1000
@@ -110,30 +115,30 @@ def main_table(by, lines):
         fivexx = sum(r["status"].get("5xx", 0) for r in rs)
         flag = " ⚠5xx" if fivexx else ""
         lines.append(
-            f"| {v} | **{spread(us)}** | {fmt(ratio(m, router), 2)} | {fmt(ratio(m, native), 2)} "
-            f"| {fmt(None if router is None else m - router)} | {fmt(med(r['rps'] for r in rs), 0)} "
+            f"| {v} | **{spread(us)}** | {fmt(med(paired(rs, router, lambda a, b: a / b)), 2)} "
+            f"| {fmt(med(paired(rs, native, lambda a, b: a / b)), 2)} "
+            f"| {fmt(med(paired(rs, router, lambda a, b: a - b)))} | {fmt(med(r['rps'] for r in rs), 0)} "
             f"| {fmt(med(r['envoy_cpu_share'] for r in rs) * 100, 0)} % | {lat_s} "
             f"| {fmt(med(r['rss_after_kib'] for r in rs) / 1024)} | {fmt(non2xx, 2)}{flag} "
-            f"| {fmt(med(r['other_load_cores'] for r in rs), 2)} |"
+            f"| {fmt(med(r['other_load_cores'] for r in rs), 2)} | {fmt(med(r.get('calib_ms') for r in rs), 0)} |"
         )
-    return router, native
 
 
 def cold_table(by, lines):
-    def m(v):
-        return med(r["cpu_us_per_req"] for r in by.get(v, []) if r.get("ok"))
+    def runs(v):
+        return [r for r in by.get(v, []) if r.get("ok")]
 
-    passthrough, router = m(PASSTHROUGH), m(ROUTER)
+    passthrough, router = runs(PASSTHROUGH), runs(ROUTER)
     lines.append("| alg | wasm jwt-authn, new token every request: µs/req | − wasm passthrough = **µs per cold token** | target | "
                  "native jwt_authn, new token: µs/req | − router = native µs per token | wasm / native per token |")
     lines.append("|---|---|---|---|---|---|---|")
     for alg, wv, nv, target in COLD:
-        w, n = m(wv), m(nv)
-        wt = None if w is None or passthrough is None else w - passthrough
-        nt = None if n is None or router is None else n - router
-        verdict = "" if wt is None else (" ✅" if wt <= target else " ❌")
-        lines.append(f"| {alg} | {spread([r['cpu_us_per_req'] for r in by.get(wv, []) if r.get('ok')])} | **{fmt(wt)}**{verdict} "
-                     f"| ≤ {target} | {spread([r['cpu_us_per_req'] for r in by.get(nv, []) if r.get('ok')])} | {fmt(nt)} "
+        w, n = runs(wv), runs(nv)
+        wt = med(paired(w, passthrough, lambda a, b: a - b))
+        nt = med(paired(n, router, lambda a, b: a - b))
+        verdict = "" if wt is None else (" (met)" if wt <= target else " (not met)")
+        lines.append(f"| {alg} | {spread([r['cpu_us_per_req'] for r in w])} | **{fmt(wt)}**{verdict} "
+                     f"| ≤ {target} | {spread([r['cpu_us_per_req'] for r in n])} | {fmt(nt)} "
                      f"| {fmt(ratio(wt, nt), 1)} |")
 
 
@@ -183,6 +188,10 @@ def main() -> int:
     L.append("- **Envoy CPU µs/req** = (utime+stime of the Envoy process from /proc/<pid>/stat after − before) ÷ "
              "requests Envoy completed in that window (admin `downstream_rq_completed`). Clock ticks are 10 ms, "
              "so each run's CPU time is known to ±10 ms.")
+    L.append("- × router / × native chain / µs over router: per round against the reference variant of the same "
+             "round, median over rounds. *calib ms*: CPU time of a fixed SHA-256 workload on CPU 0 right before the "
+             "measurement; the hypervisor does not report steal time, so a higher value means the machine was slower "
+             "(or stolen from) at that moment and the µs/req of that run are inflated alike.")
     L.append(f"- Latency: wrk with {args['latency_conns']} connections, each pausing after every response so that the "
              f"total is about {args['rate']} req/s (wrk2-style constant-rate scheduling is not in Debian); the pause is "
              "not part of the latency; median of the rounds' p50 / p99.")
