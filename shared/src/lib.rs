@@ -9,3 +9,4 @@ pub mod config;
 pub mod handoff;
 pub mod jwt;
 pub mod jwt_authn;
+pub mod limiter;
