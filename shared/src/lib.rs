@@ -5,8 +5,10 @@
 //! explicitly and decisions are returned as values, so everything is unit-tested natively and,
 //! through `wasm-bindgen-test`, compiled to wasm32.
 
+pub mod audit;
 pub mod config;
 pub mod handoff;
+pub mod headers;
 pub mod jwt;
 pub mod jwt_authn;
 pub mod limiter;
