@@ -1,0 +1,212 @@
+//! What Envoy shares between worker VMs: shared data (CAS), shared queues, metrics by name. Plus
+//! the harness's own records (logs, hostcall log, traps, flags, pending HTTP calls).
+
+use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::{Mutex, MutexGuard};
+
+use serde::Serialize;
+
+use crate::clock::Clock;
+use crate::types::{Flag, HostEvent, LogEntry, Status, TrapInfo};
+use crate::upstream::{CallReply, HttpCall, Upstream};
+
+/// Locks a mutex, recovering from poisoning (a panicking test thread must not hide later
+/// assertions behind a poison error).
+pub(crate) fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+/// Envoy's shared data: per vm_id key/value with a global CAS counter that is never 0.
+#[derive(Debug, Default)]
+pub(crate) struct SharedData {
+    by_vm: HashMap<String, HashMap<String, (Vec<u8>, u32)>>,
+    last_cas: u32,
+}
+
+impl SharedData {
+    fn next_cas(&mut self) -> u32 {
+        self.last_cas = self.last_cas.wrapping_add(1);
+        if self.last_cas == 0 {
+            self.last_cas = 1;
+        }
+        self.last_cas
+    }
+
+    pub(crate) fn get(&self, vm_id: &str, key: &str) -> Option<(Vec<u8>, u32)> {
+        self.by_vm.get(vm_id)?.get(key).cloned()
+    }
+
+    /// `cas == 0`: unconditional. Otherwise it must equal the current CAS of the key (a key that
+    /// does not exist has no CAS, so a non-zero CAS on it mismatches).
+    pub(crate) fn set(&mut self, vm_id: &str, key: &str, value: &[u8], cas: u32) -> Status {
+        let current = self
+            .by_vm
+            .get(vm_id)
+            .and_then(|m| m.get(key))
+            .map(|(_, c)| *c);
+        if cas != 0 && current != Some(cas) {
+            return Status::CasMismatch;
+        }
+        let next = self.next_cas();
+        self.by_vm
+            .entry(vm_id.to_owned())
+            .or_default()
+            .insert(key.to_owned(), (value.to_vec(), next));
+        Status::Ok
+    }
+}
+
+/// Who gets `proxy_on_queue_ready` for a queue.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct QueueOwner {
+    pub worker: Option<usize>,
+    pub filter: usize,
+    pub root_context: u32,
+}
+
+#[derive(Debug)]
+pub(crate) struct Queue {
+    pub vm_id: String,
+    pub name: String,
+    pub items: VecDeque<Vec<u8>>,
+    pub owner: QueueOwner,
+}
+
+/// Shared queues: `(vm_id, name)` → token; the last registrant is notified.
+#[derive(Debug, Default)]
+pub(crate) struct Queues {
+    pub queues: BTreeMap<u32, Queue>,
+    /// Notifications waiting to be delivered: (queue id, owner).
+    pub ready: VecDeque<(u32, QueueOwner)>,
+}
+
+impl Queues {
+    pub(crate) fn register(&mut self, vm_id: &str, name: &str, owner: QueueOwner) -> u32 {
+        if let Some((id, q)) = self
+            .queues
+            .iter_mut()
+            .find(|(_, q)| q.vm_id == vm_id && q.name == name)
+        {
+            q.owner = owner;
+            return *id;
+        }
+        let id = u32::try_from(self.queues.len())
+            .unwrap_or(u32::MAX)
+            .saturating_add(1);
+        self.queues.insert(
+            id,
+            Queue {
+                vm_id: vm_id.to_owned(),
+                name: name.to_owned(),
+                items: VecDeque::new(),
+                owner,
+            },
+        );
+        id
+    }
+
+    pub(crate) fn resolve(&self, vm_id: &str, name: &str) -> Option<u32> {
+        self.queues
+            .iter()
+            .find(|(_, q)| q.vm_id == vm_id && q.name == name)
+            .map(|(id, _)| *id)
+    }
+
+    pub(crate) fn enqueue(&mut self, id: u32, value: &[u8]) -> Status {
+        match self.queues.get_mut(&id) {
+            Some(q) => {
+                q.items.push_back(value.to_vec());
+                let owner = q.owner;
+                self.ready.push_back((id, owner));
+                Status::Ok
+            }
+            None => Status::NotFound,
+        }
+    }
+
+    pub(crate) fn dequeue(&mut self, id: u32) -> Result<Vec<u8>, Status> {
+        match self.queues.get_mut(&id) {
+            Some(q) => q.items.pop_front().ok_or(Status::Empty),
+            None => Err(Status::NotFound),
+        }
+    }
+}
+
+/// Kind of a metric.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum MetricKind {
+    /// Only goes up.
+    Counter,
+    /// Up and down.
+    Gauge,
+    /// Recorded values.
+    Histogram,
+}
+
+/// One metric as Envoy's stats store would show it (aggregated over every VM that defined it).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Metric {
+    /// Kind.
+    pub kind: MetricKind,
+    /// Counter or gauge value.
+    pub value: i64,
+    /// Histogram samples.
+    pub samples: Vec<u64>,
+}
+
+/// A pending HTTP call and when it is answered.
+#[derive(Debug, Clone)]
+pub(crate) struct PendingCall {
+    pub call: HttpCall,
+    /// Fake-time nanos at which `reply` is delivered (None: waits for the test).
+    pub due: Option<u64>,
+    pub reply: Option<CallReply>,
+}
+
+/// Everything the worker VMs of one host share.
+#[derive(Debug)]
+pub(crate) struct Shared {
+    pub clock: Clock,
+    pub data: Mutex<SharedData>,
+    pub queues: Mutex<Queues>,
+    pub metrics: Mutex<BTreeMap<String, Metric>>,
+    pub logs: Mutex<Vec<LogEntry>>,
+    pub events: Mutex<Vec<HostEvent>>,
+    pub traps: Mutex<Vec<TrapInfo>>,
+    pub flags: Mutex<Vec<Flag>>,
+    pub upstreams: Mutex<HashMap<String, Upstream>>,
+    pub calls: Mutex<BTreeMap<u32, PendingCall>>,
+    pub all_calls: Mutex<Vec<HttpCall>>,
+    pub next_token: AtomicU32,
+    pub record_events: bool,
+}
+
+impl Shared {
+    pub(crate) fn new(clock: Clock, upstreams: HashMap<String, Upstream>, record: bool) -> Shared {
+        Shared {
+            clock,
+            data: Mutex::default(),
+            queues: Mutex::default(),
+            metrics: Mutex::default(),
+            logs: Mutex::default(),
+            events: Mutex::default(),
+            traps: Mutex::default(),
+            flags: Mutex::default(),
+            upstreams: Mutex::new(upstreams),
+            calls: Mutex::default(),
+            all_calls: Mutex::default(),
+            next_token: AtomicU32::new(1),
+            record_events: record,
+        }
+    }
+
+    pub(crate) fn next_token(&self) -> u32 {
+        self.next_token.fetch_add(1, Ordering::SeqCst)
+    }
+
+    pub(crate) fn flag(&self, flag: Flag) {
+        lock(&self.flags).push(flag);
+    }
+}
