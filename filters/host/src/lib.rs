@@ -245,3 +245,9 @@ pub fn enqueue(id: u32, value: &[u8]) -> Result<()> {
 pub fn dequeue(id: u32) -> Result<Option<Vec<u8>>> {
     hostcalls::dequeue_shared_queue(id).map_err(failed("proxy_dequeue_shared_queue"))
 }
+
+/// Makes `context_id` the context later hostcalls act on, e.g. to resume or answer a stream
+/// paused earlier from the root context's tick. `Err` when that context no longer exists.
+pub fn set_effective_context(context_id: u32) -> Result<()> {
+    hostcalls::set_effective_context(context_id).map_err(failed("proxy_set_effective_context"))
+}

@@ -236,19 +236,26 @@ pub struct Waiter {
     pub context_id: u32,
     /// The provider whose keys it waits for.
     pub provider: usize,
+    /// Key generation (`fetched_at_ms`) when it started waiting.
+    pub generation: u64,
     /// It fails closed at this time.
     pub deadline_ms: u64,
 }
 
+/// What a worker knows of a provider's keys when deciding whether a waiter can go on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct KeyProgress {
+    /// Current key generation.
+    pub generation: u64,
+    /// A fetch (by any worker) is still under way.
+    pub fetch_in_progress: bool,
+}
+
 impl WaitList {
     /// Adds a paused request.
-    pub fn add(&mut self, context_id: u32, provider: usize, deadline_ms: u64) {
-        self.waiting.retain(|w| w.context_id != context_id);
-        self.waiting.push(Waiter {
-            context_id,
-            provider,
-            deadline_ms,
-        });
+    pub fn add(&mut self, waiter: Waiter) {
+        self.waiting.retain(|w| w.context_id != waiter.context_id);
+        self.waiting.push(waiter);
     }
 
     /// Forgets a request (its stream ended).
@@ -256,12 +263,15 @@ impl WaitList {
         self.waiting.retain(|w| w.context_id != context_id);
     }
 
-    /// Takes the requests to handle now: those waiting for a provider in `ready`, and those whose
-    /// deadline passed. The rest keep waiting.
-    pub fn take_due(&mut self, ready: &[usize], now: u64) -> Vec<Waiter> {
+    /// Takes the requests to decide again now: their provider's keys changed, or no fetch is
+    /// under way any more (it failed, or its worker vanished), or their deadline passed.
+    pub fn take_due(&mut self, now: u64, progress: &dyn Fn(usize) -> KeyProgress) -> Vec<Waiter> {
         let (due, keep) = std::mem::take(&mut self.waiting)
             .into_iter()
-            .partition(|w| ready.contains(&w.provider) || now >= w.deadline_ms);
+            .partition(|w| {
+                let p = progress(w.provider);
+                now >= w.deadline_ms || p.generation != w.generation || !p.fetch_in_progress
+            });
         self.waiting = keep;
         due
     }
@@ -274,14 +284,6 @@ impl WaitList {
     /// True when nothing waits.
     pub fn is_empty(&self) -> bool {
         self.waiting.is_empty()
-    }
-
-    /// Providers some request waits for.
-    pub fn providers(&self) -> Vec<usize> {
-        let mut p: Vec<usize> = self.waiting.iter().map(|w| w.provider).collect();
-        p.sort_unstable();
-        p.dedup();
-        p
     }
 }
 

@@ -107,20 +107,52 @@ fn discovery_lease_covers_both_fetches() {
 #[wasm_bindgen_test(unsupported = test)]
 fn wait_list() {
     let mut w = WaitList::default();
-    w.add(7, 0, T0 + 5_000);
-    w.add(8, 1, T0 + 5_000);
-    w.add(9, 0, T0 + 1_000);
-    assert_eq!(w.providers(), vec![0, 1]);
-    let due = w.take_due(&[], T0 + 1_000);
+    let waiter = |context_id, provider, generation, deadline_ms| Waiter {
+        context_id,
+        provider,
+        generation,
+        deadline_ms,
+    };
+    w.add(waiter(7, 0, 0, T0 + 5_000));
+    w.add(waiter(8, 1, 5, T0 + 5_000));
+    w.add(waiter(9, 0, 0, T0 + 1_000));
+    let busy = |_p: usize| KeyProgress {
+        generation: 0,
+        fetch_in_progress: true,
+    };
+    let due = w.take_due(T0 + 999, &|p| KeyProgress {
+        generation: if p == 1 { 5 } else { 0 },
+        ..busy(p)
+    });
+    assert!(due.is_empty(), "nothing changed yet");
+    // Deadline of 9 passed.
+    let due = w.take_due(T0 + 1_000, &|p| KeyProgress {
+        generation: if p == 1 { 5 } else { 0 },
+        ..busy(p)
+    });
     assert_eq!(
         due.iter().map(|x| x.context_id).collect::<Vec<_>>(),
         vec![9]
     );
-    let due = w.take_due(&[0], T0 + 2_000);
+    // Keys of provider 0 arrived (generation changed).
+    let due = w.take_due(T0 + 2_000, &|p| KeyProgress {
+        generation: if p == 1 { 5 } else { 42 },
+        ..busy(p)
+    });
     assert_eq!(
         due.iter().map(|x| x.context_id).collect::<Vec<_>>(),
         vec![7]
     );
-    w.remove(8);
+    // The fetch for provider 1 ended without new keys (failed).
+    let due = w.take_due(T0 + 2_000, &|_| KeyProgress {
+        generation: 5,
+        fetch_in_progress: false,
+    });
+    assert_eq!(
+        due.iter().map(|x| x.context_id).collect::<Vec<_>>(),
+        vec![8]
+    );
+    w.add(waiter(10, 0, 0, T0 + 9_000));
+    w.remove(10);
     assert!(w.is_empty());
 }

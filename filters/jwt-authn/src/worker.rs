@@ -1,0 +1,100 @@
+//! Everything one worker VM keeps for one plugin instance, shared by its root context and its
+//! HTTP contexts (same thread, one callback at a time, so a `RefCell` is enough).
+
+use std::collections::HashMap;
+use std::rc::Rc;
+
+use meshguard_core::jwt_authn::cache::VerifiedCache;
+use meshguard_core::jwt_authn::jwks::WaitList;
+use meshguard_core::jwt_authn::JwtAuthnConfig;
+use meshguard_host as host;
+use proxy_wasm::types::LogLevel;
+
+use crate::keystore::KeyStore;
+use crate::metrics::Metrics;
+
+/// Which request of a key load an HTTP call is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Stage {
+    /// The OpenID discovery document.
+    Discovery,
+    /// The JWKS.
+    Jwks,
+}
+
+/// An HTTP call this worker dispatched.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct InFlight {
+    /// The provider that started the load.
+    pub provider: usize,
+    /// Which request.
+    pub stage: Stage,
+}
+
+/// Per-worker state of one plugin instance.
+#[derive(Debug)]
+pub struct Worker {
+    /// Keys of every provider.
+    pub store: KeyStore,
+    /// Verified tokens.
+    pub cache: VerifiedCache,
+    /// Requests paused for keys.
+    pub waiting: WaitList,
+    /// Providers each paused request already waited for.
+    pub waited: HashMap<u32, Vec<usize>>,
+    /// Key fetches this worker has in flight, by call token.
+    pub inflight: HashMap<u32, InFlight>,
+    /// Counters.
+    pub metrics: Metrics,
+    /// The root context id (to restore the effective context after resuming streams).
+    pub root_id: u32,
+    /// The tick period currently asked for, in ms.
+    pub tick_ms: u64,
+}
+
+impl Worker {
+    /// State for a freshly configured root context.
+    pub fn new(cfg: JwtAuthnConfig, metrics: Metrics, root_id: u32) -> Self {
+        let cache = VerifiedCache::new(cfg.cache_max_entries);
+        Worker {
+            store: KeyStore::new(Rc::new(cfg)),
+            cache,
+            waiting: WaitList::default(),
+            waited: HashMap::new(),
+            inflight: HashMap::new(),
+            metrics,
+            root_id,
+            tick_ms: 0,
+        }
+    }
+
+    /// The config.
+    pub fn cfg(&self) -> &JwtAuthnConfig {
+        self.store.cfg()
+    }
+
+    /// Forgets a stream that ended while paused.
+    pub fn forget(&mut self, context_id: u32) {
+        self.waiting.remove(context_id);
+        self.waited.remove(&context_id);
+    }
+
+    /// Asks for ticks every `ms` (fast while requests wait or fetches run).
+    pub fn want_tick(&mut self, ms: u64) {
+        if self.tick_ms != ms {
+            match host::set_tick_period(std::time::Duration::from_millis(ms)) {
+                Ok(()) => self.tick_ms = ms,
+                Err(e) => host::log(LogLevel::Warn, &format!("jwt_authn: {e}")),
+            }
+        }
+    }
+}
+
+/// Milliseconds since the Unix epoch by the host clock. Callers refuse the request when the clock
+/// cannot be read (no expiry could be checked).
+pub fn now_ms() -> host::Result<u64> {
+    let t = host::now()?;
+    Ok(t.duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as u64)
+        .unwrap_or(0))
+}
