@@ -55,6 +55,9 @@ if ! "$VENV/bin/python" -c 'import jwt, cryptography, yaml' 2>/dev/null; then
     "$VENV/bin/pip" install --disable-pip-version-check -q -r "$REPO/tests/bench/requirements.txt" >&2
 fi
 
+# The benchmark's own unit tests (rendering, workload shape, report arithmetic): a second.
+"$VENV/bin/python" -m unittest discover -s "$REPO/tests/bench" -p 'test_*.py' >&2
+
 # --- build -------------------------------------------------------------------------------------
 rustup target add wasm32-wasip1 >/dev/null 2>&1 || true
 pkgs=(meshguard-passthrough meshguard-jwt-authn meshguard-authz meshguard-ratelimit meshguard-audit)
