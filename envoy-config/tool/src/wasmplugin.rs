@@ -1,0 +1,222 @@
+//! Offline checks of Istio `WasmPlugin` manifests, since no cluster runs here: every document
+//! against the JSON Schema of the CRD (`envoy-config/istio/wasmplugin.schema.json`, derived from
+//! istio/api `extensions/v1alpha1/wasm.proto`), meshguard's own rules for its manifests, and each
+//! `pluginConfig` through the filter's parser.
+
+use std::path::Path;
+
+use serde_json::Value;
+
+use crate::validate::{filter_named_in, validate_bytes, Selection};
+
+/// The JSON Schema of a `WasmPlugin` resource.
+pub const SCHEMA: &str = include_str!("../../istio/wasmplugin.schema.json");
+
+/// One problem found in a manifest file.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Problem {
+    /// `document N (WasmPlugin <name>)`.
+    pub document: String,
+    /// Path inside the document (`/spec/failStrategy`), empty for the whole document.
+    pub path: String,
+    /// What is wrong.
+    pub message: String,
+}
+
+impl std::fmt::Display for Problem {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        if self.path.is_empty() {
+            write!(f, "{}: {}", self.document, self.message)
+        } else {
+            write!(f, "{} {}: {}", self.document, self.path, self.message)
+        }
+    }
+}
+
+/// Checks every `WasmPlugin` document in a YAML file. Documents of other kinds are ignored;
+/// a file without any `WasmPlugin` is a problem.
+pub fn check_file(path: &Path) -> Result<Vec<Problem>, String> {
+    let text = std::fs::read_to_string(path).map_err(|e| format!("{}: {e}", path.display()))?;
+    check_yaml(&text)
+}
+
+/// Checks every `WasmPlugin` document in `yaml`.
+pub fn check_yaml(yaml: &str) -> Result<Vec<Problem>, String> {
+    let schema: Value =
+        serde_json::from_str(SCHEMA).map_err(|e| format!("WasmPlugin schema: {e}"))?;
+    let validator =
+        jsonschema::validator_for(&schema).map_err(|e| format!("WasmPlugin schema: {e}"))?;
+    let mut problems = Vec::new();
+    let mut seen = 0;
+    for (i, doc) in serde_norway::Deserializer::from_str(yaml).enumerate() {
+        let value: Value = serde::Deserialize::deserialize(doc)
+            .map_err(|e| format!("document {}: not YAML: {e}", i + 1))?;
+        if value.get("kind").and_then(Value::as_str) != Some("WasmPlugin") {
+            continue;
+        }
+        seen += 1;
+        let name = value
+            .pointer("/metadata/name")
+            .and_then(Value::as_str)
+            .unwrap_or("?");
+        let document = format!("document {} (WasmPlugin {name})", i + 1);
+        let problem = |path: &str, message: String| Problem {
+            document: document.clone(),
+            path: path.to_string(),
+            message,
+        };
+        for error in validator.iter_errors(&value) {
+            problems.push(problem(
+                &error.instance_path().to_string(),
+                error.to_string(),
+            ));
+        }
+        problems.extend(
+            meshguard_rules(&value)
+                .into_iter()
+                .map(|(p, m)| problem(p, m)),
+        );
+        // The plugin config, through the filter's own parser.
+        let single = serde_norway::to_string(&value).map_err(|e| e.to_string())?;
+        match validate_bytes(Selection::All, &document, single.as_bytes()) {
+            Ok(findings) => {
+                for finding in findings {
+                    if let Err(errors) = finding.result {
+                        for e in errors.0 {
+                            let at = if e.path.is_empty() {
+                                "/spec/pluginConfig".to_string()
+                            } else {
+                                format!("/spec/pluginConfig ({})", e.path)
+                            };
+                            problems.push(problem(&at, e.message));
+                        }
+                    }
+                }
+            }
+            Err(e) => problems.push(problem("/spec/url", e.to_string())),
+        }
+    }
+    if seen == 0 {
+        return Err("no WasmPlugin document found".to_string());
+    }
+    Ok(problems)
+}
+
+/// What meshguard requires of its own manifests beyond the CRD schema.
+fn meshguard_rules(doc: &Value) -> Vec<(&'static str, String)> {
+    let mut out = Vec::new();
+    let spec = doc.get("spec").cloned().unwrap_or(Value::Null);
+    let url = spec.get("url").and_then(Value::as_str).unwrap_or("");
+    let sha = spec.get("sha256").and_then(Value::as_str).unwrap_or("");
+    if filter_named_in(url).is_none() {
+        out.push((
+            "/spec/url",
+            format!("{url:?} names no meshguard filter image"),
+        ));
+    }
+    // Production manifests pin the image: by `sha256`, by `@sha256:` in the url, or both (then
+    // they must agree, as Istio checks).
+    let url_digest = url.split_once("@sha256:").map(|(_, d)| d);
+    match (url_digest, sha.is_empty()) {
+        (None, true) => out.push((
+            "/spec/sha256",
+            "not pinned: set sha256 to the manifest digest printed by `meshguard oci`".to_string(),
+        )),
+        (Some(d), false) if d != sha => out.push((
+            "/spec/sha256",
+            format!("does not match the digest in url ({d})"),
+        )),
+        _ => {}
+    }
+    match spec.get("failStrategy").and_then(Value::as_str) {
+        Some("FAIL_CLOSE") | None => {}
+        Some(other) => out.push((
+            "/spec/failStrategy",
+            format!(
+                "{other} lets requests bypass an auth filter; meshguard manifests use FAIL_CLOSE"
+            ),
+        )),
+    }
+    if spec.get("phase").is_none() {
+        out.push((
+            "/spec/phase",
+            "missing: the filters depend on their order (jwt_authn → authz → ratelimit → audit)"
+                .to_string(),
+        ));
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const GOOD: &str = r#"
+apiVersion: extensions.istio.io/v1alpha1
+kind: WasmPlugin
+metadata: {name: x, namespace: default}
+spec:
+  selector: {matchLabels: {app: a}}
+  url: oci://registry.example/meshguard-audit:0.1.0
+  sha256: 0000000000000000000000000000000000000000000000000000000000000000
+  phase: STATS
+  failStrategy: FAIL_CLOSE
+  pluginConfig: {}
+"#;
+
+    fn schema_problems(yaml: &str) -> Vec<String> {
+        check_yaml(yaml)
+            .unwrap()
+            .into_iter()
+            .filter(|p| !p.path.starts_with("/spec/pluginConfig"))
+            .map(|p| p.to_string())
+            .collect()
+    }
+
+    #[test]
+    fn schema_accepts_a_complete_manifest() {
+        assert_eq!(schema_problems(GOOD), Vec::<String>::new());
+    }
+
+    #[test]
+    fn schema_rejects_what_the_crd_rejects() {
+        let cases = [
+            (
+                "sha256: 0000000000000000000000000000000000000000000000000000000000000000",
+                "sha256: ABC",
+            ),
+            ("phase: STATS", "phase: LATE"),
+            ("failStrategy: FAIL_CLOSE", "failStrategy: FAIL_OPEN"),
+            (
+                "failStrategy: FAIL_CLOSE",
+                "failStrategy: FAIL_CLOSE\n  targetRefs: [{kind: Gateway, name: g}]",
+            ),
+            ("pluginConfig: {}", "pluginConfig: {}\n  plugin_config: {}"),
+            (
+                "pluginConfig: {}",
+                "pluginConfig: {}\n  vmConfig: {env: [{name: A, valueFrom: HOST, value: b}]}",
+            ),
+            (
+                "pluginConfig: {}",
+                "pluginConfig: {}\n  match: [{ports: [{number: 70000}]}]",
+            ),
+        ];
+        for (from, to) in cases {
+            let bad = GOOD.replace(from, to);
+            assert!(!schema_problems(&bad).is_empty(), "accepted:\n{bad}");
+        }
+    }
+
+    #[test]
+    fn url_and_sha256_must_agree() {
+        let bad = GOOD.replace(
+            "meshguard-audit:0.1.0",
+            "meshguard-audit@sha256:1111111111111111111111111111111111111111111111111111111111111111",
+        );
+        let problems = schema_problems(&bad);
+        assert!(
+            problems.iter().any(|p| p.contains("does not match")),
+            "{problems:?}"
+        );
+    }
+}
