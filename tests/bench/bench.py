@@ -171,9 +171,10 @@ def run_variant(variant: dict, rnd: int, renderer: Renderer, upstream: procs.Env
             procs.run_wrk(url, args.pretouch_max, args.conns, {"MG_TOKENS": pool}, vdir / "pretouch.json", LOAD_CPU, LUA)
             rec["pretouch_s"] = round(time.monotonic() - t0, 1)
         workload = variant["workload"]
-        if workload == "pool":
-            warm_env = {"MG_TOKENS": pool, "MG_SEQ": str(work / "seq_warm.txt")}
-            meas_env = {"MG_TOKENS": pool, "MG_SEQ": str(work / "seq_measure.txt")}
+        if workload in ("pool", "pool_valid"):
+            suffix = "_valid" if workload == "pool_valid" else ""
+            warm_env = {"MG_TOKENS": pool, "MG_SEQ": str(work / f"seq_warm{suffix}.txt")}
+            meas_env = {"MG_TOKENS": pool, "MG_SEQ": str(work / f"seq_measure{suffix}.txt")}
         else:
             cold = work / f"{workload}.txt"
             lines = cold.read_text().split()

@@ -8,6 +8,7 @@ Everything goes to one work directory (default target/bench/work):
   pool.txt             10,000 distinct valid RS256 tokens, then 500 invalid ones (one per line)
   seq_measure.txt      1,000,000 pool indices: Zipf(s) over the valid tokens, 5 % invalid
   seq_warm.txt         the same distribution from another seed (warm-up)
+  seq_*_valid.txt      the same sequences without the invalid tokens (cache-hit-only variants)
   cold_rs256.txt ...   distinct valid tokens, each sent at most once (cold-verify variants)
   manifest.json        parameters, counts, expiry; the cache key for re-use
 
@@ -174,6 +175,16 @@ def zipf_sequence(rng: random.Random, n_valid: int, n_invalid: int, s: float, in
     return seq
 
 
+def write_valid_only(out: Path, n_valid: int) -> None:
+    """seq_<name>_valid.txt: seq_<name>.txt without the invalid tokens (derived, so re-made if absent)."""
+    for name in ("measure", "warm"):
+        target = out / f"seq_{name}_valid.txt"
+        if target.exists():
+            continue
+        lines = (out / f"seq_{name}.txt").read_text().split()
+        target.write_text("\n".join(x for x in lines if int(x) < n_valid) + "\n")
+
+
 def seq_stats(seq: list, n_valid: int) -> dict:
     """Share of requests whose token was not seen before, over growing prefixes (cold-cache view)."""
     seen = set()
@@ -220,6 +231,7 @@ def main() -> int:
             old = json.loads(manifest_path.read_text())
             if old.get("params") == params and old.get("expires_at", 0) - now > MIN_REMAINING_S:
                 print(f"mint: re-using {out} (tokens valid until {old['expires_at']})", file=sys.stderr)
+                write_valid_only(out, args.pool)
                 return 0
         except (OSError, ValueError):
             pass
@@ -250,6 +262,8 @@ def main() -> int:
         seq = zipf_sequence(random.Random(seed), args.pool, args.invalid, args.zipf_s, args.invalid_share, args.seq_len)
         (out / f"seq_{name}.txt").write_text("\n".join(map(str, seq)) + "\n")
         seqs[name] = seq_stats(seq, args.pool)
+
+    write_valid_only(out, args.pool)
 
     for alg, fname in COLD_FILES.items():
         toks = sign_all([(alg, alg, f"cold-{alg}-{i:06d}", now, "valid") for i in range(args.cold)], keys_dir, f"cold {alg}")

@@ -60,7 +60,7 @@ class RenderTest(unittest.TestCase):
             self.assertEqual(filters[-1]["name"], "envoy.filters.http.router")
             port = boot["static_resources"]["clusters"][0]["load_assignment"]["endpoints"][0]["lb_endpoints"][0]
             self.assertEqual(port["endpoint"]["address"]["socket_address"]["port_value"], 4321)
-            self.assertIn(v["workload"], ("pool", "cold_rs256", "cold_es256", "cold_eddsa"))
+            self.assertIn(v["workload"], ("pool", "pool_valid", "cold_rs256", "cold_es256", "cold_eddsa"))
 
     def test_wasm_plugin_configs_are_json_with_the_bench_jwks(self):
         jwks = json.loads((self.work / "jwks.json").read_text())
