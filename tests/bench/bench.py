@@ -247,6 +247,7 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
                     help="niceness of Envoy, upstream and wrk (default -10 when root; 0 = leave as is)")
     ap.add_argument("--validate-only", action="store_true",
                     help="render every variant's bootstrap and check it with `envoy --mode validate`, no load")
+    ap.add_argument("--variants", default=str(CFG_DIR / "variants.yaml"), help="variants file")
     ap.add_argument("--only", default="", help="comma-separated variant names (default: all)")
     args = ap.parse_args(argv)
     quick = {"rounds": 1, "duration": 3, "warm": 1, "latency_duration": 2, "cold_tokens": 8_000}
@@ -260,7 +261,7 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
 def main(argv: list[str]) -> int:
     args = parse_args(argv)
     procs.NICE = args.nice if os.geteuid() == 0 else 0
-    variants = yaml.safe_load((CFG_DIR / "variants.yaml").read_text())["variants"]
+    variants = yaml.safe_load(Path(args.variants).read_text())["variants"]
     if args.only:
         wanted = set(args.only.split(","))
         unknown = wanted - {v["name"] for v in variants}
