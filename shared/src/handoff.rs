@@ -24,6 +24,8 @@ pub const AUTHZ_DECISION: &str = "meshguard.authz.decision";
 pub const AUTHZ_POLICY: &str = "meshguard.authz.policy";
 /// Name of the rule that matched.
 pub const AUTHZ_RULE: &str = "meshguard.authz.rule";
+/// Name of the first AUDIT policy that matched the request (set only when one did).
+pub const AUTHZ_AUDIT: &str = "meshguard.authz.audit";
 
 /// Rate-limit decision: `allow`, `limited`, `shadow_limited`.
 pub const RATELIMIT_DECISION: &str = "meshguard.ratelimit.decision";

@@ -12,3 +12,4 @@ pub mod headers;
 pub mod jwt;
 pub mod jwt_authn;
 pub mod limiter;
+pub mod policy;
