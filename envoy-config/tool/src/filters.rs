@@ -26,7 +26,7 @@ fn schema_of<T: FilterConfig>() -> schemars::Schema {
     schemars::schema_for!(T::Raw)
 }
 
-/// A filter's config entry points, or `None` while the filter's config type has not landed.
+/// A filter's config entry points.
 struct ConfigFns {
     parse: fn(&[u8]) -> Result<(), ConfigErrors>,
     schema: fn() -> schemars::Schema,
@@ -74,14 +74,19 @@ impl Filter {
     }
 
     fn config_fns(self) -> Option<ConfigFns> {
-        // One line per filter, filled in as each filter's FilterConfig lands in meshguard-core.
-        let _ = (parse_with::<Unavailable>, schema_of::<Unavailable>);
-        match self {
-            Filter::JwtAuthn => None,
-            Filter::Authz => None,
-            Filter::Ratelimit => None,
-            Filter::Audit => None,
+        use meshguard_core::{audit, jwt_authn, limiter, policy};
+        fn fns<T: FilterConfig>() -> ConfigFns {
+            ConfigFns {
+                parse: parse_with::<T>,
+                schema: schema_of::<T>,
+            }
         }
+        Some(match self {
+            Filter::JwtAuthn => fns::<jwt_authn::JwtAuthnConfig>(),
+            Filter::Authz => fns::<policy::Authorizer>(),
+            Filter::Ratelimit => fns::<limiter::RateLimitConfig>(),
+            Filter::Audit => fns::<audit::AuditConfig>(),
+        })
     }
 
     /// Parses `json` exactly as the filter's `on_configure` does.
@@ -108,17 +113,6 @@ impl Filter {
 impl std::fmt::Display for Filter {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str(self.name())
-    }
-}
-
-/// Placeholder config used only to type-check the helpers before the filters land.
-struct Unavailable;
-
-impl FilterConfig for Unavailable {
-    const FILTER: &'static str = "unavailable";
-    type Raw = serde_json::Value;
-    fn parse(_json: &[u8]) -> Result<Self, ConfigErrors> {
-        Err(ConfigError::new("", "unavailable").into())
     }
 }
 
