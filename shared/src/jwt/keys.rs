@@ -1,11 +1,30 @@
-//! Verification keys: JWKS/JWK parsing into typed keys, each bound to one algorithm family.
+//! Verification keys: a [`KeySet`] of typed keys, each bound to one algorithm family (and to one
+//! algorithm when its JWK declares `alg`), parsed once — at configure time or when a JWKS is
+//! fetched — and never per request.
+//!
+//! Key selection for a token (`kid`, `alg`):
+//! - a key only ever verifies an algorithm of its own family: an RSA, EC or OKP key can never
+//!   verify an HS* token, whatever the allow-list says (catalogue row 4), and a key whose JWK
+//!   declares `alg` verifies only that algorithm (row 5); P-256 ⇔ ES256, P-384 ⇔ ES384 (row 6);
+//! - a token `kid` selects keys by exact, case-sensitive equality (row 19). Keys that carry no
+//!   `kid` (e.g. an HMAC secret) match any token, as in Envoy. If no key has the token's `kid` and
+//!   no kid-less key fits, the result is [`JwtError::UnknownKid`] — never a fallback to other keys;
+//! - a token without `kid` is tried against every key that fits its algorithm;
+//! - several keys with the same `kid` (row 23) are each tried, in JWKS order.
 
-use super::Algorithm;
+use std::fmt;
+
+use serde_json::Value;
+
+use super::json::parse_object;
+use super::jwk::{self, hmac_min_secret};
+use super::validate::JwtError;
+use super::{verify, Algorithm};
 
 /// Why a key or key set was refused.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum KeyError {
-    /// The JWKS document is not a JSON object with a `keys` array.
+    /// The JWKS document is not a strict JSON object with a `keys` array.
     #[error("invalid JWKS document: {0}")]
     InvalidJwks(String),
     /// No key in the JWKS could be used; each skipped key's reason is listed.
@@ -26,50 +45,198 @@ pub enum KeyError {
     NotHmac(Algorithm),
 }
 
+/// Public key material (or an HMAC secret) in the form its verifier needs.
+#[derive(Clone)]
+pub(crate) enum Material {
+    /// HMAC secret (HS*).
+    Hmac(Vec<u8>),
+    /// RSA public key (RS*, PS*).
+    Rsa(Box<rsa::RsaPublicKey>),
+    /// P-256 public key (ES256).
+    P256(p256::ecdsa::VerifyingKey),
+    /// P-384 public key (ES384).
+    P384(p384::ecdsa::VerifyingKey),
+    /// Ed25519 public key (EdDSA), known not to be of small order.
+    Ed25519(ed25519_dalek::VerifyingKey),
+}
+
+impl Material {
+    /// Whether this key's family can verify `alg` at all.
+    pub(crate) fn fits(&self, alg: Algorithm) -> bool {
+        use Algorithm::*;
+        match self {
+            Material::Hmac(secret) => hmac_min_secret(alg).is_some_and(|min| secret.len() >= min),
+            Material::Rsa(_) => matches!(alg, RS256 | RS384 | RS512 | PS256 | PS384 | PS512),
+            Material::P256(_) => alg == ES256,
+            Material::P384(_) => alg == ES384,
+            Material::Ed25519(_) => alg == EdDSA,
+        }
+    }
+
+    fn verify(&self, alg: Algorithm, input: &[u8], sig: &[u8]) -> bool {
+        match self {
+            Material::Hmac(secret) => verify::hmac(alg, secret, input, sig),
+            Material::Rsa(key) => verify::rsa(alg, key, input, sig),
+            Material::P256(key) => verify::es256(key, input, sig),
+            Material::P384(key) => verify::es384(key, input, sig),
+            Material::Ed25519(key) => verify::ed25519(key, input, sig),
+        }
+    }
+}
+
+impl fmt::Debug for Material {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Material::Hmac(secret) => write!(f, "HMAC(<redacted, {} bytes>)", secret.len()),
+            Material::Rsa(key) => write!(
+                f,
+                "RSA({} bits)",
+                rsa::traits::PublicKeyParts::size(key.as_ref()) * 8
+            ),
+            Material::P256(_) => f.write_str("EC(P-256)"),
+            Material::P384(_) => f.write_str("EC(P-384)"),
+            Material::Ed25519(_) => f.write_str("OKP(Ed25519)"),
+        }
+    }
+}
+
+/// One verification key.
+#[derive(Debug, Clone)]
+pub(crate) struct Key {
+    kid: Option<String>,
+    alg: Option<Algorithm>,
+    material: Material,
+}
+
+impl Key {
+    pub(crate) fn new(kid: Option<String>, alg: Option<Algorithm>, material: Material) -> Self {
+        Key { kid, alg, material }
+    }
+
+    /// Whether this key may verify `alg`: its family fits, and its declared `alg` (if any) is it.
+    fn fits(&self, alg: Algorithm) -> bool {
+        self.alg.is_none_or(|own| own == alg) && self.material.fits(alg)
+    }
+}
+
 /// A set of verification keys, parsed once (configure time or JWKS fetch), never per request.
 #[derive(Debug, Clone, Default)]
 pub struct KeySet {
-    kids: Vec<Option<String>>,
+    keys: Vec<Key>,
     skipped: Vec<String>,
 }
 
 impl KeySet {
-    /// Parses a JWKS document. Unusable keys are skipped (see [`KeySet::skipped`]); fails only
-    /// when the document is invalid or no key is usable.
+    /// Parses a JWKS document (`{"keys":[…]}`, strict JSON). Unusable keys are skipped, each with
+    /// a reason in [`KeySet::skipped`]; fails only when the document is invalid or no key is usable.
     pub fn from_jwks_json(jwks: &[u8]) -> Result<KeySet, KeyError> {
-        let _ = jwks;
-        Err(KeyError::InvalidJwks("not implemented yet".to_string()))
+        let (doc, _) =
+            parse_object(jwks).map_err(|e| KeyError::InvalidJwks(e.detail().to_string()))?;
+        let Some(Value::Array(entries)) = doc.get("keys") else {
+            return Err(KeyError::InvalidJwks("missing \"keys\" array".into()));
+        };
+        let mut set = KeySet::default();
+        for (i, entry) in entries.iter().enumerate() {
+            match jwk::parse(entry) {
+                Ok(key) => set.keys.push(key),
+                Err(reason) => {
+                    let kid = entry.get("kid").and_then(Value::as_str);
+                    set.skipped.push(match kid {
+                        Some(kid) => format!("keys[{i}] (kid {:?}): {reason}", truncate(kid)),
+                        None => format!("keys[{i}]: {reason}"),
+                    });
+                }
+            }
+        }
+        if set.keys.is_empty() {
+            return Err(KeyError::NoUsableKeys(set.skipped));
+        }
+        Ok(set)
     }
 
-    /// One HMAC key (no `kid`) bound to `alg`; the secret must be at least the hash size.
+    /// One HMAC key (no `kid`, so it matches any token `kid`) bound to `alg`; the secret must be
+    /// at least the hash size (32/48/64 bytes for HS256/384/512).
     pub fn from_hmac_secret(alg: Algorithm, secret: &[u8]) -> Result<KeySet, KeyError> {
-        let _ = secret;
-        Err(KeyError::NotHmac(alg))
+        let min = hmac_min_secret(alg).ok_or(KeyError::NotHmac(alg))?;
+        if secret.len() < min {
+            return Err(KeyError::WeakSecret {
+                alg,
+                min,
+                got: secret.len(),
+            });
+        }
+        Ok(KeySet {
+            keys: vec![Key::new(None, Some(alg), Material::Hmac(secret.to_vec()))],
+            skipped: Vec::new(),
+        })
     }
 
-    /// Adds every key of `other` to this set.
+    /// Adds every key of `other` to this set (after this set's own keys).
     pub fn merge(&mut self, other: KeySet) {
-        self.kids.extend(other.kids);
+        self.keys.extend(other.keys);
         self.skipped.extend(other.skipped);
     }
 
     /// No key at all.
     pub fn is_empty(&self) -> bool {
-        self.kids.is_empty()
+        self.keys.is_empty()
     }
 
-    /// Number of keys.
+    /// Number of usable keys.
     pub fn len(&self) -> usize {
-        self.kids.len()
+        self.keys.len()
     }
 
-    /// The `kid` of each key that has one.
+    /// The `kid` of each key that has one, in set order.
     pub fn kids(&self) -> Vec<&str> {
-        self.kids.iter().filter_map(|k| k.as_deref()).collect()
+        self.keys.iter().filter_map(|k| k.kid.as_deref()).collect()
+    }
+
+    /// Whether some key carries exactly this `kid`.
+    pub fn contains_kid(&self, kid: &str) -> bool {
+        self.keys.iter().any(|k| k.kid.as_deref() == Some(kid))
     }
 
     /// Why keys were skipped while parsing (one line per key, never key material).
     pub fn skipped(&self) -> &[String] {
         &self.skipped
+    }
+
+    /// Verifies `sig` over `input` for a token with this `kid` and `alg` (selection rules in the
+    /// module doc).
+    pub(crate) fn verify(
+        &self,
+        kid: Option<&str>,
+        alg: Algorithm,
+        input: &[u8],
+        sig: &[u8],
+    ) -> Result<(), JwtError> {
+        let kid_known = kid.is_none_or(|kid| self.contains_kid(kid));
+        let mut candidates = self
+            .keys
+            .iter()
+            .filter(|k| k.kid.is_none() || k.kid.as_deref() == kid || kid.is_none())
+            .filter(|k| k.fits(alg))
+            .peekable();
+        if candidates.peek().is_none() {
+            return Err(if kid_known {
+                JwtError::NoMatchingKey
+            } else {
+                JwtError::UnknownKid
+            });
+        }
+        if candidates.any(|k| k.material.verify(alg, input, sig)) {
+            Ok(())
+        } else {
+            Err(JwtError::BadSignature)
+        }
+    }
+}
+
+/// `kid`s come from a key document; keep the reason lines short.
+fn truncate(s: &str) -> &str {
+    match s.char_indices().nth(64) {
+        Some((i, _)) => s.get(..i).unwrap_or(s),
+        None => s,
     }
 }

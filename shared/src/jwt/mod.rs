@@ -6,9 +6,12 @@
 //! exact `kid` and key family → signature over the received bytes → claims.
 
 pub mod claims;
+mod json;
+mod jwk;
 pub mod keys;
 pub mod token;
 pub mod validate;
+mod verify;
 
 use std::fmt;
 use std::str::FromStr;
@@ -21,7 +24,17 @@ pub use validate::{peek_kid, validate, JwtError, ValidationSettings, Validator, 
 
 /// A JWS algorithm this crate can verify. `none` is deliberately not representable.
 #[derive(
-    Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize, schemars::JsonSchema,
+    Debug,
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    Hash,
+    PartialOrd,
+    Ord,
+    Serialize,
+    Deserialize,
+    schemars::JsonSchema,
 )]
 pub enum Algorithm {
     /// HMAC with SHA-256.

@@ -1,7 +1,8 @@
 //! The validation pipeline: settings, the error enum and the stateless `validate` function.
 
+use super::claims::RegisteredClaims;
 use super::keys::KeySet;
-use super::Algorithm;
+use super::{token, Algorithm};
 
 /// What a provider requires of a token. Built once at configure time.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -177,19 +178,67 @@ impl Validator {
 }
 
 /// Stateless: settings + keys + now → verdict.
+///
+/// Order (each failure is final, see `shared/research/jwt-attacks.md` §2): size cap → strict
+/// compact parse and header checks ([`token::parse`]) → `alg` in the allow-list → `typ` (if
+/// required) → key selection and signature over the received `header.payload` bytes → payload
+/// decode (only now) → claim types → time, issuer, audience, `jti` ([`RegisteredClaims::check`]).
 pub fn validate(
     token: &str,
     settings: &ValidationSettings,
     keys: &KeySet,
     now_unix: i64,
 ) -> Result<VerifiedToken, JwtError> {
-    let _ = (token, settings, keys, now_unix);
-    Err(JwtError::Malformed("not implemented yet"))
+    let parsed = token::parse(token, settings.max_token_bytes)?;
+    let header = parsed.header;
+    if !settings.allowed_algorithms.contains(&header.alg) {
+        return Err(JwtError::AlgorithmNotAllowed(header.alg));
+    }
+    if let Some(required) = &settings.required_typ {
+        if !header
+            .typ
+            .as_deref()
+            .is_some_and(|typ| typ_matches(typ, required))
+        {
+            return Err(JwtError::BadTyp);
+        }
+    }
+    keys.verify(
+        header.kid.as_deref(),
+        header.alg,
+        parsed.signing_input.as_bytes(),
+        &parsed.signature,
+    )?;
+    let (claims, payload_json) = token::decode_payload(parsed.payload_b64)?;
+    let registered = RegisteredClaims::from_claims(&claims)?;
+    registered.check(settings, now_unix)?;
+    Ok(VerifiedToken {
+        issuer: registered.issuer,
+        subject: registered.subject,
+        audiences: registered.audiences,
+        expires_at: registered.expires_at,
+        jti: registered.jti,
+        kid: header.kid,
+        algorithm: header.alg,
+        claims,
+        payload_json,
+    })
 }
 
 /// Peek at the unverified header to learn the `kid` (for "unknown kid → refetch JWKS"
-/// decisions), with the same size and strictness checks as [`validate`].
+/// decisions), with the same size and strictness checks as [`validate`]. Never trust the result
+/// for anything but choosing keys.
 pub fn peek_kid(token: &str, max_token_bytes: usize) -> Result<Option<String>, JwtError> {
-    let _ = (token, max_token_bytes);
-    Err(JwtError::Malformed("not implemented yet"))
+    token::parse(token, max_token_bytes).map(|parsed| parsed.header.kid)
+}
+
+/// `typ` comparison per RFC 7515 §4.1.9: case-insensitive, `application/` prefix optional.
+fn typ_matches(typ: &str, required: &str) -> bool {
+    fn bare(s: &str) -> &str {
+        match s.get(..12) {
+            Some(prefix) if prefix.eq_ignore_ascii_case("application/") => s.get(12..).unwrap_or(s),
+            _ => s,
+        }
+    }
+    bare(typ).eq_ignore_ascii_case(bare(required))
 }
