@@ -2,7 +2,7 @@
 # The real-Envoy load benchmark (issue 8). One command:
 #
 #   bash envoy-config/bench/run.sh            # full: 3 interleaved rounds, 10 s per measurement (~15-20 min)
-#   bash envoy-config/bench/run.sh --quick    # smoke test: 1 round, 3 s per measurement (< 3 min once built)
+#   bash envoy-config/bench/run.sh --quick    # smoke test: 1 round, 2 s per measurement (< 3 min once built)
 #   bash envoy-config/bench/run.sh --only router,wasm_chain --rounds 5   # any tests/bench/bench.py option
 #
 # It installs what it needs (wrk from apt, Envoy 1.40 via envoy-config/install-envoy.sh, a Python

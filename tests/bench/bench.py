@@ -232,7 +232,7 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     ap.add_argument("--work", default=str(REPO / "target/bench/work"), help="minted tokens (mint.py --out)")
     ap.add_argument("--wasm-dir", default=str(REPO / "target/wasm32-wasip1/release"))
     ap.add_argument("--out", default=str(REPO / "target/bench"), help="results directory")
-    ap.add_argument("--quick", action="store_true", help="1 round, 3 s per measurement (smoke test)")
+    ap.add_argument("--quick", action="store_true", help="1 round, 2 s per measurement (smoke test)")
     ap.add_argument("--rounds", type=int)
     ap.add_argument("--duration", type=int, help="seconds of each measured closed-loop run")
     ap.add_argument("--warm", type=int, help="seconds of warm-up")
@@ -250,7 +250,7 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     ap.add_argument("--variants", default=str(CFG_DIR / "variants.yaml"), help="variants file")
     ap.add_argument("--only", default="", help="comma-separated variant names (default: all)")
     args = ap.parse_args(argv)
-    quick = {"rounds": 1, "duration": 3, "warm": 1, "latency_duration": 2, "cold_tokens": 8_000}
+    quick = {"rounds": 1, "duration": 2, "warm": 1, "latency_duration": 1, "cold_tokens": 4_000}
     full = {"rounds": 3, "duration": 10, "warm": 2, "latency_duration": 5, "cold_tokens": 29_500}
     for k, v in (quick if args.quick else full).items():
         if getattr(args, k) is None:

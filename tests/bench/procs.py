@@ -209,7 +209,9 @@ def run_wrk(url: str, duration_s: int, conns: int, env: dict, out_json: Path, cp
                 break
             if not interrupted and done_file.exists():
                 time.sleep(0.05)  # let the last in-flight responses arrive
-                proc.send_signal(signal.SIGINT)
+                # os.kill, not Popen.send_signal: the latter may reap the child itself, and then
+                # wait4 (which we need for the rusage) fails. Not yet reaped = the pid is still ours.
+                os.kill(proc.pid, signal.SIGINT)
                 interrupted = True
             time.sleep(0.02)
     proc.returncode = os.waitstatus_to_exitcode(status)
