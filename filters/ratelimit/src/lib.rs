@@ -13,12 +13,12 @@ use std::rc::Rc;
 
 use meshguard_core::config::FilterConfig;
 use meshguard_core::handoff;
-use meshguard_core::limiter::config::RateLimitConfig;
+use meshguard_core::limiter::config::{FailureMode, RateLimitConfig};
 use meshguard_core::limiter::decision::{count_response, evaluate, Decision, Evaluation};
 use meshguard_core::limiter::descriptor::DescriptorSource;
 use meshguard_core::limiter::headers::rate_limit_headers;
 use meshguard_core::limiter::store::{ensure_salt, prepare, Counter, SALT_LEN};
-use meshguard_core::limiter::RequestView;
+use meshguard_core::limiter::{LimiterError, RequestView};
 use meshguard_host::{self as host, Headers};
 use proxy_wasm::traits::{Context, HttpContext, RootContext};
 use proxy_wasm::types::{Action, ContextType, LogLevel};
@@ -124,12 +124,16 @@ impl RootContext for RateLimitRoot {
     }
 
     fn create_http_context(&self, _context_id: u32) -> Option<Box<dyn HttpContext>> {
-        let state = self.state.clone()?;
-        Some(Box::new(RateLimitStream {
-            state,
-            pending: Vec::new(),
-            response_headers: Vec::new(),
-        }))
+        // The SDK panics on `None`; Envoy never creates streams for a plugin whose configure
+        // failed, but if it ever did, fail closed instead of killing the VM.
+        Some(match self.state.clone() {
+            Some(state) => Box::new(RateLimitStream {
+                state,
+                pending: Vec::new(),
+                response_headers: Vec::new(),
+            }),
+            None => Box::new(Unconfigured),
+        })
     }
 
     fn get_type(&self) -> Option<ContextType> {
@@ -249,6 +253,18 @@ impl RateLimitStream {
     }
 }
 
+/// A stream of a root context without a valid config: replies 503 rather than guessing.
+struct Unconfigured;
+
+impl Context for Unconfigured {}
+
+impl HttpContext for Unconfigured {
+    fn on_http_request_headers(&mut self, _num_headers: usize, _end_of_stream: bool) -> Action {
+        let _ = host::send_local_response(503, &[], Some(b"ratelimit filter not configured"));
+        Action::Pause
+    }
+}
+
 impl Context for RateLimitStream {}
 
 impl HttpContext for RateLimitStream {
@@ -261,12 +277,11 @@ impl HttpContext for RateLimitStream {
                     &format!("ratelimit: cannot read the request: {e}"),
                 );
                 let mut eval = Evaluation::default();
-                eval.failures
-                    .push(meshguard_core::limiter::LimiterError::Store(e.to_string()));
+                eval.failures.push(LimiterError::Store(e.to_string()));
                 self.state.metrics.counters(0, 0, &eval.failures);
                 return match self.state.config.failure_mode {
-                    meshguard_core::limiter::config::FailureMode::Deny => self.reply_limited(&eval),
-                    meshguard_core::limiter::config::FailureMode::Allow => Action::Continue,
+                    FailureMode::Deny => self.reply_limited(&eval),
+                    FailureMode::Allow => Action::Continue,
                 };
             }
         };
