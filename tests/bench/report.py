@@ -12,6 +12,7 @@ from __future__ import annotations
 import argparse
 import gzip
 import json
+import os
 import platform
 import statistics
 import subprocess
@@ -156,6 +157,43 @@ def cached_table(by, lines):
         lines.append(f"| {label} | {spread([r['cpu_us_per_req'] for r in rs])} | {fmt(over_router)} | {fmt(over_pt)} |")
 
 
+def summary(by, lines):
+    """Issue 8's goals against this run."""
+    def runs(v):
+        return [r for r in by.get(v, []) if r.get("ok")]
+
+    native, router, passthrough = runs(NATIVE), runs(ROUTER), runs(PASSTHROUGH)
+    chain = runs("wasm_chain")
+    x = med(paired(chain, native, lambda a, b: a / b))
+    if x is not None:
+        lines.append(f"- Full wasm chain vs native chain (jwt_authn with cache + rbac + local_ratelimit), same workload: "
+                     f"**{x:.2f}×** the native chain's Envoy CPU per request (goal ≤ 1.00×: {'met' if x <= 1.0 else 'not met'}); "
+                     f"{fmt(med(paired(chain, router, lambda a, b: a / b)), 2)}× router only.")
+    cold = []
+    for alg, wv, _nv, target in COLD:
+        wt = med(paired(runs(wv), passthrough, lambda a, b: a - b))
+        if wt is not None:
+            cold.append(f"{alg} {wt:.0f} µs (goal ≤ {target}: {'met' if wt <= target else 'not met'})")
+    if cold:
+        lines.append("- Cold verification in Envoy's V8, per never-seen token: " + "; ".join(cold) + ".")
+    hit = med(paired(runs("wasm_jwt_authn_hits"), passthrough, lambda a, b: a - b))
+    nhit = med(paired(runs("native_jwt_authn_hits"), router, lambda a, b: a - b))
+    if hit is not None:
+        lines.append(f"- Cached path: a cache hit in the wasm jwt-authn costs {hit:.1f} µs/req over an empty wasm filter; "
+                     f"native jwt_authn with its cache costs {fmt(nhit)} µs/req over router only.")
+    everything = [r for rs in by.values() for r in rs if r.get("ok")]
+    if everything:
+        lines.append(f"- Machine during the run: Envoy's CPU {fmt(med(r['envoy_cpu_share'] for r in everything) * 100, 0)} % busy "
+                     f"(median; 100 % = saturated); other users' load {fmt(med(r['other_load_cores'] for r in everything), 2)} cores of "
+                     f"{platform_cpus()}. Under other load, Envoy is not saturated and every request costs more CPU "
+                     "(fewer requests per event-loop wake-up, cold caches), so absolute µs are inflated; compare variants "
+                     "by their ratios within the run.")
+
+
+def platform_cpus() -> int:
+    return os.cpu_count() or 0
+
+
 def memory_table(by, lines):
     lines.append("| variant | start to /ready ms | RSS MiB idle | RSS MiB after the runs |")
     lines.append("|---|---|---|---|")
@@ -219,6 +257,10 @@ def main() -> int:
     L.append(f"- Latency: wrk with {args['latency_conns']} connections, each pausing after every response so that the "
              f"total is about {args['rate']} req/s (wrk2-style constant-rate scheduling is not in Debian); the pause is "
              "not part of the latency; median of the rounds' p50 / p99.")
+    L.append("")
+    L.append("### Summary")
+    L.append("")
+    summary(by, L)
     L.append("")
     L.append("### CPU per request")
     L.append("")
