@@ -22,7 +22,11 @@ WASM_OUT="$OUT/wasm"
 log() { echo "bench: $*" >&2; }
 
 quick=0
-for a in "$@"; do [ "$a" = "--quick" ] && quick=1; done
+perf=0
+for a in "$@"; do
+    [ "$a" = "--quick" ] && quick=1
+    [ "$a" = "--perf" ] && perf=1
+done
 
 # --- tools -------------------------------------------------------------------------------------
 if ! command -v wrk >/dev/null || ! command -v taskset >/dev/null; then
@@ -32,6 +36,10 @@ if ! command -v wrk >/dev/null || ! command -v taskset >/dev/null; then
     else
         log "wrk missing: install it (apt-get install wrk) or run as root"; exit 1
     fi
+fi
+if [ "$perf" = 1 ] && ! command -v perf >/dev/null; then
+    log "installing perf (apt linux-perf) for --perf"
+    apt-get update -qq >&2 && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq linux-perf >&2
 fi
 if [ "$(nproc)" -lt 2 ]; then
     log "needs at least 2 CPUs (Envoy on CPU 0, load generator and upstream on CPU 1)"; exit 1

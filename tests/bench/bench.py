@@ -198,6 +198,13 @@ def run_variant(variant: dict, rnd: int, renderer: Renderer, upstream: procs.Env
                 "achieved_rps": round(lat.summary["requests"] / (lat.summary["duration_us"] / 1e6), 1),
                 "us": lat.summary["latency_us"],
             }
+        if args.perf:
+            # A separate closed-loop run under `perf record`, so the measured run is not disturbed.
+            perf = procs.perf_start(envoy.pid, vdir / "perf.data")
+            time.sleep(0.2)
+            procs.run_wrk(url, max(2, args.duration // 2), args.conns, meas_env, vdir / "perf-load.json", LOAD_CPU, LUA)
+            rec["perf_dso"] = procs.perf_stop(perf, vdir / "perf.data")
+            (vdir / "perf.data").unlink(missing_ok=True)
         rec["rss_after_kib"] = procs.rss_kib(envoy.pid)
         if not envoy.alive():
             raise RuntimeError("Envoy died during the run")
@@ -247,6 +254,8 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
                     help="niceness of Envoy, upstream and wrk (default -10 when root; 0 = leave as is)")
     ap.add_argument("--validate-only", action="store_true",
                     help="render every variant's bootstrap and check it with `envoy --mode validate`, no load")
+    ap.add_argument("--perf", action="store_true",
+                    help="after the measurement, profile a second run with `perf record` (where Envoy's CPU goes)")
     ap.add_argument("--variants", default=str(CFG_DIR / "variants.yaml"), help="variants file")
     ap.add_argument("--only", default="", help="comma-separated variant names (default: all)")
     args = ap.parse_args(argv)

@@ -178,6 +178,36 @@ def calibrate(cpu: int, python: str) -> float:
     return round((usage.ru_utime + usage.ru_stime) * 1000.0, 1)
 
 
+def perf_start(pid: int, out: Path) -> subprocess.Popen:
+    """`perf record` (cpu-clock samples, all threads of `pid`) until perf_stop()."""
+    return subprocess.Popen(["perf", "record", "-q", "-e", "cpu-clock", "-F", "999", "-p", str(pid), "-o", str(out)],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+
+def perf_stop(proc: subprocess.Popen, data: Path) -> dict[str, float]:
+    """Stops perf and returns the share (%) of samples per part: Envoy's own code (which includes V8's
+    runtime and the hostcall implementations), the wasm code V8 compiled (JIT), the kernel, the rest."""
+    proc.send_signal(signal.SIGINT)
+    proc.wait(timeout=60)
+    out = subprocess.run(["perf", "report", "-i", str(data), "--stdio", "--no-children", "--sort", "dso"],
+                         capture_output=True, text=True, timeout=300).stdout
+    shares = {"envoy": 0.0, "wasm_jit": 0.0, "kernel": 0.0, "other": 0.0}
+    for line in out.splitlines():
+        parts = line.split(None, 1)
+        if len(parts) != 2 or not parts[0].endswith("%"):
+            continue
+        pct, dso = float(parts[0].rstrip("%")), parts[1].strip()
+        if dso.startswith("[JIT]"):
+            shares["wasm_jit"] += pct
+        elif dso == "[kernel.kallsyms]":
+            shares["kernel"] += pct
+        elif dso == "envoy":
+            shares["envoy"] += pct
+        else:
+            shares["other"] += pct
+    return {k: round(v, 1) for k, v in shares.items()}
+
+
 @dataclass
 class WrkResult:
     summary: dict

@@ -194,6 +194,23 @@ def platform_cpus() -> int:
     return os.cpu_count() or 0
 
 
+def perf_table(by, lines) -> bool:
+    rows = []
+    for v, rs in by.items():
+        rs = [r for r in rs if r.get("ok") and r.get("perf_dso")]
+        if not rs:
+            continue
+        us = med(r["cpu_us_per_req"] for r in rs)
+        shares = {k: med(r["perf_dso"][k] for r in rs) for k in ("envoy", "wasm_jit", "kernel", "other")}
+        rows.append(f"| {v} | " + " | ".join(f"{shares[k]:.0f} % ({us * shares[k] / 100:.0f})" for k in shares) + " |")
+    if not rows:
+        return False
+    lines.append("| variant | Envoy's own code incl. V8 runtime and hostcalls | wasm code (V8 JIT) | kernel | other (libc, vdso) |")
+    lines.append("|---|---|---|---|---|")
+    lines.extend(rows)
+    return True
+
+
 def memory_table(by, lines):
     lines.append("| variant | start to /ready ms | RSS MiB idle | RSS MiB after the runs |")
     lines.append("|---|---|---|---|")
@@ -282,6 +299,16 @@ def main() -> int:
              "Cold runs send each token once and stop when the list runs out "
              f"(at most {args['cold_tokens']:,} tokens per run).")
     L.append("")
+    perf_lines = []
+    if perf_table(by, perf_lines):
+        L.append("### Where Envoy's CPU goes (perf, cpu-clock samples; in brackets µs/req)")
+        L.append("")
+        L.extend(perf_lines)
+        L.append("")
+        L.append("From `--perf`: a separate closed-loop run of each variant under `perf record -e cpu-clock -p <envoy>`, "
+                 "split by binary. The Envoy binary is stripped, and V8 is linked into it, so V8's runtime and the "
+                 "wasm↔host call transitions count as Envoy's own code.")
+        L.append("")
     L.append("### Start-up and memory")
     L.append("")
     memory_table(by, L)
