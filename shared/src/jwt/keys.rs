@@ -240,3 +240,153 @@ fn truncate(s: &str) -> &str {
         None => s,
     }
 }
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+mod tests {
+    use super::*;
+    use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+    use base64::Engine;
+    use hmac::{Hmac, KeyInit, Mac};
+    use sha2::Sha256;
+    use wasm_bindgen_test::wasm_bindgen_test;
+
+    const SECRET: [u8; 32] = [7; 32];
+
+    fn tag(secret: &[u8], input: &[u8]) -> Vec<u8> {
+        let mut mac = <Hmac<Sha256> as KeyInit>::new_from_slice(secret).unwrap();
+        mac.update(input);
+        mac.finalize().into_bytes().to_vec()
+    }
+
+    fn oct_jwks(entries: &[(&str, &[u8], Option<&str>)]) -> KeySet {
+        let keys: Vec<String> = entries
+            .iter()
+            .map(|(kid, k, alg)| {
+                let alg = alg.map(|a| format!(r#","alg":"{a}""#)).unwrap_or_default();
+                format!(
+                    r#"{{"kty":"oct","kid":"{kid}","k":"{}"{alg}}}"#,
+                    URL_SAFE_NO_PAD.encode(k)
+                )
+            })
+            .collect();
+        KeySet::from_jwks_json(format!(r#"{{"keys":[{}]}}"#, keys.join(",")).as_bytes()).unwrap()
+    }
+
+    #[wasm_bindgen_test(unsupported = test)]
+    fn hmac_secret_must_be_at_least_the_hash_size() {
+        assert!(KeySet::from_hmac_secret(Algorithm::HS256, &[1; 32]).is_ok());
+        assert_eq!(
+            KeySet::from_hmac_secret(Algorithm::HS256, &[1; 31]).unwrap_err(),
+            KeyError::WeakSecret {
+                alg: Algorithm::HS256,
+                min: 32,
+                got: 31
+            }
+        );
+        assert!(KeySet::from_hmac_secret(Algorithm::HS512, &[1; 48]).is_err());
+        assert_eq!(
+            KeySet::from_hmac_secret(Algorithm::RS256, &[1; 64]).unwrap_err(),
+            KeyError::NotHmac(Algorithm::RS256)
+        );
+    }
+
+    #[wasm_bindgen_test(unsupported = test)]
+    fn kid_selects_exactly_and_never_falls_back() {
+        let set = oct_jwks(&[("a", &SECRET, Some("HS256")), ("b", &[9; 32], None)]);
+        let sig = tag(&SECRET, b"input");
+        assert_eq!(
+            set.verify(Some("a"), Algorithm::HS256, b"input", &sig),
+            Ok(())
+        );
+        // Right key material, wrong kid: "b" is tried (and fails), "a" never is.
+        assert_eq!(
+            set.verify(Some("b"), Algorithm::HS256, b"input", &sig),
+            Err(JwtError::BadSignature)
+        );
+        assert_eq!(
+            set.verify(Some("A"), Algorithm::HS256, b"input", &sig),
+            Err(JwtError::UnknownKid)
+        );
+        // No kid: every key fitting the algorithm is tried.
+        assert_eq!(set.verify(None, Algorithm::HS256, b"input", &sig), Ok(()));
+        // "a" is bound to HS256: an HS384 token under its kid finds no key.
+        assert_eq!(
+            set.verify(Some("a"), Algorithm::HS384, b"input", &sig),
+            Err(JwtError::NoMatchingKey)
+        );
+        assert_eq!(
+            set.verify(None, Algorithm::RS256, b"input", &sig),
+            Err(JwtError::NoMatchingKey)
+        );
+        assert_eq!(
+            KeySet::default().verify(None, Algorithm::HS256, b"input", &sig),
+            Err(JwtError::NoMatchingKey)
+        );
+    }
+
+    #[wasm_bindgen_test(unsupported = test)]
+    fn kidless_keys_match_any_kid() {
+        let set = KeySet::from_hmac_secret(Algorithm::HS256, &SECRET).unwrap();
+        let sig = tag(&SECRET, b"x");
+        assert_eq!(
+            set.verify(Some("anything"), Algorithm::HS256, b"x", &sig),
+            Ok(())
+        );
+        assert_eq!(set.verify(None, Algorithm::HS256, b"x", &sig), Ok(()));
+        assert!(set.kids().is_empty());
+    }
+
+    #[wasm_bindgen_test(unsupported = test)]
+    fn alg_less_oct_key_fits_only_hashes_it_is_long_enough_for() {
+        let set = oct_jwks(&[("k", &[3; 48], None)]);
+        assert!(set.keys[0].fits(Algorithm::HS256));
+        assert!(set.keys[0].fits(Algorithm::HS384));
+        assert!(!set.keys[0].fits(Algorithm::HS512));
+        assert!(!set.keys[0].fits(Algorithm::RS256));
+    }
+
+    #[wasm_bindgen_test(unsupported = test)]
+    fn merge_len_kids_and_skipped() {
+        let mut set = oct_jwks(&[("a", &SECRET, None)]);
+        let other = KeySet::from_jwks_json(
+            br#"{"keys":[{"kty":"oct","kid":"b","k":"c2VjcmV0"},{"kty":"oct","kid":"c","k":"AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA"}]}"#,
+        )
+        .unwrap();
+        assert_eq!(other.skipped().len(), 1);
+        assert!(other.skipped()[0].starts_with(r#"keys[0] (kid "b"): HMAC secret is 6 bytes"#));
+        set.merge(other);
+        assert_eq!(set.len(), 2);
+        assert!(!set.is_empty());
+        assert_eq!(set.kids(), vec!["a", "c"]);
+        assert!(set.contains_kid("c") && !set.contains_kid("b"));
+    }
+
+    #[wasm_bindgen_test(unsupported = test)]
+    fn debug_never_shows_secrets() {
+        let set = KeySet::from_hmac_secret(Algorithm::HS256, &[0xAB; 32]).unwrap();
+        let shown = format!("{set:?}");
+        assert!(shown.contains("redacted"), "{shown}");
+        assert!(!shown.contains("171"), "{shown}");
+    }
+
+    #[wasm_bindgen_test(unsupported = test)]
+    fn invalid_documents() {
+        for doc in [
+            &b"[]"[..],
+            b"{}",
+            br#"{"keys":{}}"#,
+            b"x",
+            br#"{"keys":[],"keys":[]}"#,
+        ] {
+            assert!(
+                matches!(KeySet::from_jwks_json(doc), Err(KeyError::InvalidJwks(_))),
+                "{doc:?}"
+            );
+        }
+        assert_eq!(
+            KeySet::from_jwks_json(br#"{"keys":[]}"#).unwrap_err(),
+            KeyError::NoUsableKeys(vec![])
+        );
+    }
+}

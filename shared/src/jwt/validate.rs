@@ -242,3 +242,170 @@ fn typ_matches(typ: &str, required: &str) -> bool {
     }
     bare(typ).eq_ignore_ascii_case(bare(required))
 }
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+mod tests {
+    use super::*;
+    use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+    use base64::Engine;
+    use hmac::{Hmac, KeyInit, Mac};
+    use sha2::Sha256;
+    use wasm_bindgen_test::wasm_bindgen_test;
+
+    const NOW: i64 = 1_700_000_000;
+    const SECRET: [u8; 32] = [5; 32];
+
+    fn hs256(header: &str, payload: &str) -> String {
+        let input = format!(
+            "{}.{}",
+            URL_SAFE_NO_PAD.encode(header),
+            URL_SAFE_NO_PAD.encode(payload)
+        );
+        let mut mac = <Hmac<Sha256> as KeyInit>::new_from_slice(&SECRET).unwrap();
+        mac.update(input.as_bytes());
+        format!(
+            "{input}.{}",
+            URL_SAFE_NO_PAD.encode(mac.finalize().into_bytes())
+        )
+    }
+
+    fn keys() -> KeySet {
+        KeySet::from_hmac_secret(Algorithm::HS256, &SECRET).unwrap()
+    }
+
+    #[wasm_bindgen_test(unsupported = test)]
+    fn accepts_and_returns_the_verified_claims() {
+        let payload = r#"{"iss":"me","sub":"alice","aud":["x","api"],"exp":1700000100,"jti":"j","n":{"a":1}}"#;
+        let token = hs256(r#"{"alg":"HS256","kid":"k1"}"#, payload);
+        let settings = ValidationSettings {
+            issuer: Some("me".into()),
+            audiences: vec!["api".into()],
+            ..ValidationSettings::default()
+        };
+        let v = validate(&token, &settings, &keys(), NOW).unwrap();
+        assert_eq!(v.issuer.as_deref(), Some("me"));
+        assert_eq!(v.subject.as_deref(), Some("alice"));
+        assert_eq!(v.audiences, vec!["x".to_string(), "api".to_string()]);
+        assert_eq!(v.expires_at, Some(1_700_000_100));
+        assert_eq!(v.jti.as_deref(), Some("j"));
+        assert_eq!(v.kid.as_deref(), Some("k1"));
+        assert_eq!(v.algorithm, Algorithm::HS256);
+        assert_eq!(v.payload_json, payload);
+        assert_eq!(v.claims["n"]["a"], 1);
+        let validator = Validator::new(settings, keys());
+        assert_eq!(validator.validate(&token, NOW), Ok(v));
+    }
+
+    #[wasm_bindgen_test(unsupported = test)]
+    fn order_allow_list_before_keys_and_signature_before_claims() {
+        let token = hs256(r#"{"alg":"HS256"}"#, r#"{"exp":"bad"}"#);
+        let only_rs = ValidationSettings {
+            allowed_algorithms: vec![Algorithm::RS256],
+            ..ValidationSettings::default()
+        };
+        assert_eq!(
+            validate(&token, &only_rs, &keys(), NOW),
+            Err(JwtError::AlgorithmNotAllowed(Algorithm::HS256))
+        );
+        // A bad claim behind a bad signature is reported as the signature.
+        let forged = format!("{}AAAA", token.get(..token.len() - 4).unwrap());
+        let s = ValidationSettings::default();
+        assert_eq!(
+            validate(&forged, &s, &keys(), NOW),
+            Err(JwtError::BadSignature)
+        );
+        assert_eq!(
+            validate(&token, &s, &keys(), NOW),
+            Err(JwtError::BadClaim("exp"))
+        );
+    }
+
+    #[wasm_bindgen_test(unsupported = test)]
+    fn required_typ() {
+        let s = ValidationSettings {
+            required_typ: Some("at+jwt".into()),
+            ..ValidationSettings::default()
+        };
+        let ok = hs256(
+            r#"{"alg":"HS256","typ":"application/AT+JWT"}"#,
+            r#"{"exp":1800000000}"#,
+        );
+        assert!(validate(&ok, &s, &keys(), NOW).is_ok());
+        let id_token = hs256(r#"{"alg":"HS256","typ":"JWT"}"#, r#"{"exp":1800000000}"#);
+        assert_eq!(validate(&id_token, &s, &keys(), NOW), Err(JwtError::BadTyp));
+        assert!(typ_matches("at+jwt", "application/at+jwt"));
+        assert!(typ_matches("Application/At+Jwt", "at+jwt"));
+        assert!(!typ_matches("application/", "at+jwt"));
+        assert!(!typ_matches("at+jwt", "jwt"));
+    }
+
+    #[wasm_bindgen_test(unsupported = test)]
+    fn peek_kid_applies_the_same_header_checks() {
+        let token = hs256(r#"{"alg":"HS256","kid":"k9"}"#, "{}");
+        assert_eq!(peek_kid(&token, 8192), Ok(Some("k9".into())));
+        assert_eq!(peek_kid(&hs256(r#"{"alg":"HS256"}"#, "{}"), 8192), Ok(None));
+        assert_eq!(peek_kid(&token, 10), Err(JwtError::TooLarge { limit: 10 }));
+        let crit = hs256(r#"{"alg":"HS256","kid":"k","crit":["x"]}"#, "{}");
+        assert_eq!(
+            peek_kid(&crit, 8192),
+            Err(JwtError::ForbiddenHeader("crit"))
+        );
+        assert_eq!(
+            peek_kid(&hs256(r#"{"alg":"none","kid":"k"}"#, "{}"), 8192),
+            Err(JwtError::UnsupportedAlgorithm)
+        );
+    }
+
+    #[wasm_bindgen_test(unsupported = test)]
+    fn reasons_are_stable_snake_case_and_carry_no_input() {
+        let all = [
+            JwtError::TooLarge { limit: 1 },
+            JwtError::Malformed("x"),
+            JwtError::UnsupportedAlgorithm,
+            JwtError::AlgorithmNotAllowed(Algorithm::EdDSA),
+            JwtError::UnknownKid,
+            JwtError::NoMatchingKey,
+            JwtError::BadSignature,
+            JwtError::Expired,
+            JwtError::NotYetValid,
+            JwtError::IssuedInFuture,
+            JwtError::LifetimeTooLong,
+            JwtError::MissingExp,
+            JwtError::BadIssuer,
+            JwtError::BadAudience,
+            JwtError::BadTyp,
+            JwtError::ForbiddenHeader("crit"),
+            JwtError::BadClaim("exp"),
+            JwtError::MissingJti,
+        ];
+        let reasons: std::collections::BTreeSet<&str> = all.iter().map(JwtError::reason).collect();
+        assert_eq!(reasons.len(), all.len());
+        assert!(reasons
+            .iter()
+            .all(|r| r.bytes().all(|b| b.is_ascii_lowercase() || b == b'_')));
+    }
+
+    #[wasm_bindgen_test(unsupported = test)]
+    fn algorithm_names_are_exact() {
+        for alg in Algorithm::ALL {
+            assert_eq!(alg.as_str().parse::<Algorithm>(), Ok(alg));
+            assert_eq!(serde_json::to_string(&alg).unwrap(), format!("\"{alg}\""));
+        }
+        for bad in ["none", "rs256", "Ed25519", "ES512", ""] {
+            assert!(bad.parse::<Algorithm>().is_err(), "{bad}");
+        }
+    }
+
+    #[wasm_bindgen_test(unsupported = test)]
+    fn token_digest_is_sha256_of_the_token() {
+        assert_eq!(
+            crate::jwt::token_digest(""),
+            [
+                0xe3, 0xb0, 0xc4, 0x42, 0x98, 0xfc, 0x1c, 0x14, 0x9a, 0xfb, 0xf4, 0xc8, 0x99, 0x6f,
+                0xb9, 0x24, 0x27, 0xae, 0x41, 0xe4, 0x64, 0x9b, 0x93, 0x4c, 0xa4, 0x95, 0x99, 0x1b,
+                0x78, 0x52, 0xb8, 0x55
+            ]
+        );
+    }
+}
