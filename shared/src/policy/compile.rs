@@ -5,6 +5,7 @@ use std::collections::HashSet;
 
 use super::claims::{validate_scope, ClaimPath, Scalar, ScopeRequirement, TypedClaim};
 use super::error::PolicyError;
+use super::gate::Gate;
 use super::identity::{principal_pattern, RequestPrincipalPattern};
 use super::ip::parse_ip_block;
 use super::model::{Action, Check, Policy, Rule};
@@ -131,11 +132,19 @@ impl Compiler<'_> {
             Check::Scopes {
                 requirement,
                 negate: true,
-            } if action == Action::Deny => Some(requirement.clone()),
+            } if action == Action::Deny => Some(requirement.as_ref().clone()),
             _ => None,
         });
+        let mut from: Vec<Vec<Check>> = from;
+        let mut to: Vec<Vec<Check>> = to;
+        let mut when = when;
+        for conjunction in from.iter_mut().chain(to.iter_mut()) {
+            conjunction.sort_by_key(Check::cost);
+        }
+        when.sort_by_key(Check::cost);
         Rule {
             name,
+            gate: Gate::of(&to),
             from,
             to,
             when,
@@ -358,7 +367,7 @@ impl Compiler<'_> {
         if !has_operator {
             self.error(path, PolicyError::InvalidCondition("`claim` needs an operator: equals, not_equals, contains_any, not_contains_any, contains_all, not_contains_all or present"));
         }
-        (self.errors.0.len() == before).then_some(Check::Typed(typed))
+        (self.errors.0.len() == before).then(|| Check::Typed(Box::new(typed)))
     }
 
     fn scopes(&mut self, path: &str, raw: &ScopesRaw, negate: bool) -> Option<Check> {
@@ -379,7 +388,10 @@ impl Compiler<'_> {
             }
         }
         valid.then(|| Check::Scopes {
-            requirement: ScopeRequirement::new(raw.all_of.clone(), raw.any_of.clone()),
+            requirement: Box::new(ScopeRequirement::new(
+                raw.all_of.clone(),
+                raw.any_of.clone(),
+            )),
             negate,
         })
     }

@@ -7,6 +7,7 @@ use std::net::IpAddr;
 use serde_json::Value;
 
 use super::claims::{istio_claim_matches, ScopeRequirement};
+use super::gate::{method_bit, path_head};
 use super::identity::spiffe_namespace;
 use super::model::{Action, Check, Policy, Rule};
 use super::path::url_path;
@@ -165,6 +166,8 @@ struct Hit<'a> {
 struct Ctx<'r> {
     req: &'r Request<'r>,
     url_path: &'r [u8],
+    method_bit: u16,
+    path_head: u64,
     namespace: Option<&'r str>,
     payload: Option<&'r Value>,
     issuer: Option<&'r str>,
@@ -175,9 +178,12 @@ impl<'r> Ctx<'r> {
     fn new(req: &'r Request<'r>) -> Self {
         let payload = req.jwt.map(|j| j.payload);
         let claim = |name: &str| payload.and_then(|p| p.get(name)).and_then(Value::as_str);
+        let url_path = url_path(req.path);
         Ctx {
             req,
-            url_path: url_path(req.path),
+            url_path,
+            method_bit: method_bit(req.method),
+            path_head: path_head(url_path),
             namespace: req.peer_identity.and_then(spiffe_namespace),
             payload,
             issuer: req.jwt.and_then(|j| j.issuer).or_else(|| claim("iss")),
@@ -261,7 +267,10 @@ fn any_all(alternatives: &[Vec<Check>], ctx: &Ctx<'_>) -> bool {
 }
 
 fn eval_rule<'a>(rule: &'a Rule, ctx: &Ctx<'_>) -> RuleMatch<'a> {
-    if !any_all(&rule.from, ctx) || !any_all(&rule.to, ctx) {
+    if !rule.gate.admits(ctx.method_bit, ctx.path_head)
+        || !any_all(&rule.to, ctx)
+        || !any_all(&rule.from, ctx)
+    {
         return RuleMatch::No;
     }
     let mut missing = None;
@@ -274,7 +283,7 @@ fn eval_rule<'a>(rule: &'a Rule, ctx: &Ctx<'_>) -> RuleMatch<'a> {
                 requirement,
                 negate: false,
             } => {
-                missing.get_or_insert(requirement);
+                missing.get_or_insert(requirement.as_ref());
             }
             _ => return RuleMatch::No,
         }

@@ -51,6 +51,7 @@ pub mod claims;
 mod compile;
 pub mod error;
 mod eval;
+mod gate;
 pub mod identity;
 pub mod ip;
 pub mod model;

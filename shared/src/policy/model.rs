@@ -4,6 +4,7 @@
 use ipnet::IpNet;
 
 use super::claims::{ClaimPath, ScopeRequirement, TypedClaim};
+use super::gate::Gate;
 use super::identity::RequestPrincipalPattern;
 use super::path::PathPattern;
 use super::response::DenyResponse;
@@ -61,6 +62,8 @@ pub struct Rule {
     pub deny_response: Option<DenyResponse>,
     /// For a DENY rule: the first `not_scopes` condition, reported as `insufficient_scope`.
     pub deny_scope: Option<ScopeRequirement>,
+    /// Quick reject on method and path, derived from `to`.
+    pub gate: Gate,
 }
 
 /// One test on the request.
@@ -101,11 +104,11 @@ pub enum Check {
     /// TLS SNI (`connection.sni`).
     Sni(OneOf<StringPattern>),
     /// Typed claim condition (our extension).
-    Typed(TypedClaim),
+    Typed(Box<TypedClaim>),
     /// OAuth scopes; `negate` for `not_scopes`.
     Scopes {
         /// What is required.
-        requirement: ScopeRequirement,
+        requirement: Box<ScopeRequirement>,
         /// `not_scopes`: holds when the requirement is not met.
         negate: bool,
     },
@@ -127,6 +130,22 @@ pub struct Needs {
     pub sni: bool,
     /// The jwt-authn hand-off (outcome, payload, issuer, subject).
     pub jwt: bool,
+}
+
+impl Check {
+    /// Relative cost of evaluating the check, to test cheap checks first within a conjunction
+    /// (`AND` is order-independent: checks have no side effects).
+    pub(crate) fn cost(&self) -> u8 {
+        match self {
+            Check::Method(_) | Check::Port(_) => 0,
+            Check::Path(_) | Check::Host(_) | Check::SourceIp(_) | Check::DestinationIp(_) => 1,
+            Check::Principal(_) | Check::Namespace(_) | Check::Sni(_) => 2,
+            Check::RequestPrincipal(_) => 3,
+            Check::Header { .. } => 4,
+            Check::Claim { .. } | Check::Typed(_) => 5,
+            Check::Scopes { .. } => 6,
+        }
+    }
 }
 
 impl Needs {

@@ -126,6 +126,14 @@ impl PathTemplate {
         Ok(PathTemplate { head, rest_suffix })
     }
 
+    /// The literal text every matching path starts with (at least `/`).
+    pub fn literal_prefix(&self) -> &str {
+        match self.head.first() {
+            Some(Piece::Literal(text)) => text,
+            _ => "",
+        }
+    }
+
     /// Matches a path already stripped of its query.
     pub fn matches(&self, path: &[u8]) -> bool {
         let mut rest = path;
