@@ -16,6 +16,9 @@ impl Worker {
         let Some(remote) = self.store.remote(p).cloned() else {
             return false;
         };
+        let lease = remote.policy.lease_ms();
+        self.inflight
+            .retain(|_, f| now_ms < f.started_ms.saturating_add(lease));
         if self.inflight.values().any(|f| {
             self.store.remote(f.provider).map(|r| &r.shared_data_key)
                 == Some(&remote.shared_data_key)
@@ -38,7 +41,7 @@ impl Worker {
             KeyFetch::Jwks(_) => Stage::Jwks,
             KeyFetch::Discovery { .. } => Stage::Discovery,
         };
-        if self.dispatch(p, remote.fetch.first(), stage) {
+        if self.dispatch(p, remote.fetch.first(), stage, now_ms) {
             true
         } else {
             self.fetch_failed(p, now_ms);
@@ -46,7 +49,7 @@ impl Worker {
         }
     }
 
-    fn dispatch(&mut self, p: usize, target: &HttpTarget, stage: Stage) -> bool {
+    fn dispatch(&mut self, p: usize, target: &HttpTarget, stage: Stage, now_ms: u64) -> bool {
         match host::dispatch_http_call(
             &target.cluster,
             &target.request_headers(),
@@ -54,7 +57,14 @@ impl Worker {
             target.timeout,
         ) {
             Ok(token) => {
-                self.inflight.insert(token, InFlight { provider: p, stage });
+                self.inflight.insert(
+                    token,
+                    InFlight {
+                        provider: p,
+                        stage,
+                        started_ms: now_ms,
+                    },
+                );
                 self.want_tick(100);
                 true
             }
@@ -137,7 +147,7 @@ impl Worker {
         });
         match target {
             Ok(t) => {
-                if !self.dispatch(p, &t, Stage::Jwks) {
+                if !self.dispatch(p, &t, Stage::Jwks, now_ms) {
                     self.fetch_failed(p, now_ms);
                 }
             }

@@ -29,6 +29,9 @@ pub struct InFlight {
     pub provider: usize,
     /// Which request.
     pub stage: Stage,
+    /// When it was dispatched (ms); a call unanswered for longer than the lease is forgotten
+    /// (its answer went to a stream that ended, and the SDK dropped it).
+    pub started_ms: u64,
 }
 
 /// Per-worker state of one plugin instance.

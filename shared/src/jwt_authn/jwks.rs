@@ -9,7 +9,7 @@
 //! - **Stale-if-error.** A failed refresh keeps the last good keys until
 //!   `cache_duration + max_stale` after they were fetched; then [`freshness`] says
 //!   [`Freshness::Expired`] and requests fail closed. Failed fetches are retried after
-//!   `failed_refetch_duration`.
+//!   `failed_refetch_duration`, doubled per consecutive failure up to 60 s ([`backoff_ms`]).
 //! - **Unknown kid.** A token naming a `kid` the keys lack triggers a refetch at most once per
 //!   `unknown_kid_refetch_interval` per JWKS (process-wide, because the time is in the record).
 //! - **Cold start.** With no keys yet, requests wait (see [`WaitList`]) until keys arrive or
@@ -165,7 +165,7 @@ pub fn try_acquire(
     if rec.lease_until_ms > now {
         return None; // someone is fetching: coalesce
     }
-    if rec.consecutive_failures > 0 && now < rec.last_attempt_ms.saturating_add(p.failed_refetch_ms)
+    if rec.consecutive_failures > 0 && now < rec.last_attempt_ms.saturating_add(backoff_ms(rec, p))
     {
         return None; // back off after a failure
     }
@@ -186,6 +186,15 @@ pub fn try_acquire(
         next.last_kid_refetch_ms = now;
     }
     Some(next)
+}
+
+/// Wait after the last failed attempt: `failed_refetch_duration`, doubled per consecutive
+/// failure, at most 60 s (or `failed_refetch_duration` if that is longer).
+pub fn backoff_ms(rec: &JwksRecord, p: &JwksPolicy) -> u64 {
+    let doublings = rec.consecutive_failures.saturating_sub(1).min(16);
+    p.failed_refetch_ms
+        .saturating_mul(1u64 << doublings)
+        .min(p.failed_refetch_ms.max(60_000))
 }
 
 fn kid_refetch_allowed_by_interval(rec: &JwksRecord, p: &JwksPolicy, now: u64) -> bool {

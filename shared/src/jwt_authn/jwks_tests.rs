@@ -64,6 +64,26 @@ fn failure_keeps_last_good_keys_and_backs_off() {
 }
 
 #[wasm_bindgen_test(unsupported = test)]
+fn backoff_doubles_up_to_a_minute() {
+    let p = policy();
+    let mut rec = loaded(T0);
+    let waits: Vec<u64> = (1..=9)
+        .map(|n| {
+            rec.consecutive_failures = n;
+            backoff_ms(&rec, &p)
+        })
+        .collect();
+    assert_eq!(
+        waits,
+        vec![1_000, 2_000, 4_000, 8_000, 16_000, 32_000, 60_000, 60_000, 60_000]
+    );
+    rec.consecutive_failures = 3;
+    rec.last_attempt_ms = T0 + 700_000;
+    assert_eq!(try_acquire(&rec, &p, T0 + 703_999, FetchReason::Tick), None);
+    assert!(try_acquire(&rec, &p, T0 + 704_000, FetchReason::Tick).is_some());
+}
+
+#[wasm_bindgen_test(unsupported = test)]
 fn unknown_kid_refetch_is_rate_limited() {
     let p = policy();
     let rec = loaded(T0);
