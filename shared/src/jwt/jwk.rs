@@ -189,3 +189,48 @@ fn oct(jwk: &Map<String, Value>, alg: Option<Algorithm>) -> Result<Material, Str
     }
     Ok(Material::Hmac(secret))
 }
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+mod tests {
+    use super::*;
+    use wasm_bindgen_test::wasm_bindgen_test;
+
+    fn reason(jwk: &str) -> String {
+        parse(&serde_json::from_str(jwk).unwrap()).unwrap_err()
+    }
+
+    #[wasm_bindgen_test(unsupported = test)]
+    fn degenerate_rsa_members_are_refused_not_a_panic() {
+        for n in ["", "AA", "AAAA", "AQ"] {
+            let r = reason(&format!(r#"{{"kty":"RSA","n":"{n}","e":"AQAB"}}"#));
+            assert!(r.contains("RSA modulus is"), "{n}: {r}");
+        }
+        assert!(reason(r#"{"kty":"RSA","n":"AQ","e":"Aw"}"#).contains("65537"));
+        assert!(reason(r#"{"kty":"RSA","n":"AQ","e":""}"#).contains("65537"));
+        assert!(reason(r#"{"kty":"RSA","e":"AQAB"}"#).contains(r#"missing "n""#));
+        assert!(reason(r#"{"kty":"RSA","n":1,"e":"AQAB"}"#).contains("not a string"));
+        assert!(reason(r#"{"kty":"RSA","n":"A+","e":"AQAB"}"#).contains("not base64url"));
+    }
+
+    #[wasm_bindgen_test(unsupported = test)]
+    fn member_rules() {
+        assert!(reason(r#"{"k":"AA"}"#).contains(r#"missing "kty""#));
+        assert!(reason(r#"{"kty":"oct","kid":5,"k":"AA"}"#).contains(r#""kid" is not a string"#));
+        assert!(reason(r#"{"kty":"oct","use":"enc","k":"AA"}"#).contains("use"));
+        assert!(reason(r#"{"kty":"oct","key_ops":"verify","k":"AA"}"#).contains("not an array"));
+        assert!(reason(r#"{"kty":"oct","key_ops":["sign"],"k":"AA"}"#).contains("verify"));
+        assert!(reason(r#"{"kty":"oct","alg":"HS256 ","k":"AA"}"#).contains("not a supported"));
+        assert!(reason(r#"{"kty":"oct","alg":"RS256","k":"AA"}"#).contains("does not match"));
+        assert!(reason(r#"{"kty":"EC","crv":"P-521","x":"AA","y":"AA"}"#).contains("P-521"));
+        assert!(reason(r#"{"kty":"EC","crv":"P-256","x":"AA","y":"AA"}"#).contains("32 bytes"));
+        assert!(reason(r#"{"kty":"OKP","crv":"X25519","x":"AA"}"#).contains("X25519"));
+        assert!(reason(r#"{"kty":"OKP","crv":"Ed25519","x":"AA"}"#).contains("32 bytes"));
+        assert!(reason("[]").contains("not a JSON object"));
+        let ok = format!(
+            r#"{{"kty":"oct","key_ops":["verify"],"use":"sig","k":"{}"}}"#,
+            "A".repeat(43)
+        );
+        assert!(parse(&serde_json::from_str(&ok).unwrap()).is_ok());
+    }
+}
