@@ -181,3 +181,24 @@ fn semantic_errors_are_all_collected() {
     }
     assert!(errors(r#"{"rules":[]}"#)[0].starts_with("rules: at least one rule"));
 }
+
+#[wasm_bindgen_test(unsupported = test)]
+fn json_schema_describes_the_config() {
+    let schema = schemars::schema_for!(super::super::raw::RawRateLimitConfig);
+    let text = serde_json::to_string(&schema).unwrap();
+    for word in [
+        "token_bucket",
+        "sliding_window",
+        "fill_interval",
+        "jwt_claim",
+        "remote_address",
+        "count_on_response_statuses",
+        "DRAFT_VERSION_03",
+    ] {
+        assert!(text.contains(word), "{word} missing from the schema");
+    }
+    assert!(
+        text.contains("\"additionalProperties\":false"),
+        "unknown fields are refused"
+    );
+}
