@@ -41,17 +41,16 @@ fn fail_reply(filter: usize) -> LocalReply {
     }
 }
 
-/// What a failed VM does in a stream callback.
-fn failed_action(policy: FailurePolicy, filter: usize, ctx: u32) -> (Action, Vec<Deferred>) {
+/// A callback's action, the actions its hostcalls deferred, and the 503 of a failed VM.
+type Invoked = (Action, Vec<Deferred>, Option<LocalReply>);
+
+/// What a failed VM does in a stream callback: Continue (fail open) or the 503.
+fn failed_action(policy: FailurePolicy, filter: usize) -> Invoked {
     match policy {
-        FailurePolicy::FailOpen => (Action::Continue, Vec::new()),
-        FailurePolicy::FailClosed | FailurePolicy::FailReload => (
-            Action::Pause,
-            vec![Deferred::LocalReply {
-                ctx,
-                reply: fail_reply(filter),
-            }],
-        ),
+        FailurePolicy::FailOpen => (Action::Continue, Vec::new(), None),
+        FailurePolicy::FailClosed | FailurePolicy::FailReload => {
+            (Action::Pause, Vec::new(), Some(fail_reply(filter)))
+        }
     }
 }
 
@@ -89,7 +88,7 @@ fn invoke(
     f: usize,
     dir: Dir,
     kind: Kind,
-) -> (Action, Vec<Deferred>) {
+) -> Invoked {
     let policy = host.policy(f);
     let existing = lock(st).slot(f).and_then(|s| s.ctx);
     let ctx = match (dir, kind) {
@@ -97,22 +96,22 @@ fn invoke(
         _ => existing,
     };
     let Some(vm) = w.vms.get_mut(f) else {
-        return (Action::Continue, Vec::new());
+        return (Action::Continue, Vec::new(), None);
     };
     let Some(ctx) = ctx else {
         // No context: the filter never saw the request (or its VM failed before creating one).
         if vm.failed && dir == Dir::Decode {
-            return failed_action(policy, f, 0);
+            return failed_action(policy, f);
         }
-        return (Action::Continue, Vec::new());
+        return (Action::Continue, Vec::new(), None);
     };
     {
         let mut s = lock(st);
         let Some(slot) = s.slot_mut(f) else {
-            return (Action::Continue, Vec::new());
+            return (Action::Continue, Vec::new(), None);
         };
         if dir == Dir::Encode && slot.failure_reply_sent {
-            return (Action::Continue, Vec::new());
+            return (Action::Continue, Vec::new(), None);
         }
         match (dir, kind) {
             (Dir::Decode, Kind::Headers { .. }) => slot.req_headers = true,
@@ -124,7 +123,7 @@ fn invoke(
         }
     }
     if vm.failed {
-        return failed_action(policy, f, ctx);
+        return failed_action(policy, f);
     }
     let e = vm.exports.clone();
     let c = ctx as i32;
@@ -190,9 +189,8 @@ fn invoke(
         Call::Returned(0) => Action::Continue,
         Call::Returned(_) => Action::Pause,
         Call::Trapped => {
-            let (a, mut d) = failed_action(policy, f, ctx);
-            d.extend(deferred);
-            return (a, d);
+            let (a, _, reply) = failed_action(policy, f);
+            return (a, deferred, reply);
         }
     };
     let sent_reply = deferred
@@ -220,7 +218,7 @@ fn invoke(
             }
         }
     }
-    (action, deferred)
+    (action, deferred, None)
 }
 
 /// Moves a stream forward in both directions until nothing can move.
@@ -284,7 +282,7 @@ fn pump_dir(host: &HostInner, w: &mut Worker, st: &StreamRef, dir: Dir) -> bool 
             };
             (order(dir, p.pos, n), kind)
         };
-        let (action, deferred) = invoke(host, w, st, f, dir, kind);
+        let (action, deferred, failure) = invoke(host, w, st, f, dir, kind);
         {
             let mut s = lock(st);
             let p = s.pipe(dir);
@@ -295,6 +293,9 @@ fn pump_dir(host: &HostInner, w: &mut Worker, st: &StreamRef, dir: Dir) -> bool 
                     p.buffering = matches!(kind, Kind::Data { eos: false, .. });
                 }
             }
+        }
+        if let Some(reply) = failure {
+            local_reply(&mut lock(st), f, reply);
         }
         apply(host, w, f, deferred);
         progressed = true;
@@ -587,10 +588,10 @@ pub(crate) fn finish(host: &HostInner, w: &mut Worker, st: &StreamRef) {
         let Some(ctx) = ctx else { return };
         let Some(vm) = w.vms.get_mut(f) else { return };
         let done = vm.exports.done.clone();
-        let finished = match vm.call("proxy_on_done", done, ctx, ctx as i32) {
-            Call::Returned(0) => false,
-            _ => true,
-        };
+        let finished = !matches!(
+            vm.call("proxy_on_done", done, ctx, ctx as i32),
+            Call::Returned(0)
+        );
         let _ = vm.take_pending();
         if with_log {
             log(host, w, f);

@@ -21,6 +21,12 @@ pub(crate) fn engine(fuel: bool) -> Result<&'static Engine> {
         let make = |fuel: bool| {
             let mut config = Config::new();
             config.consume_fuel(fuel);
+            // A debug build of the harness (tests) compiles modules with an unoptimized
+            // Cranelift, which is slow; skip its optimization passes there. Release builds
+            // (benchmarks, the CLI with --release) generate optimized code.
+            if cfg!(debug_assertions) {
+                config.cranelift_opt_level(wasmtime::OptLevel::None);
+            }
             Engine::new(&config).map_err(|e| e.to_string())
         };
         Ok((make(true)?, make(false)?))

@@ -21,6 +21,7 @@ mod error;
 mod exchange;
 mod host;
 pub mod properties;
+pub mod runner;
 pub mod scenario;
 mod shared;
 mod stream;

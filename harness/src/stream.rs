@@ -50,12 +50,7 @@ impl HttpStream {
             host.reload_failed(&mut w)?;
         }
         let id = host.next_stream.fetch_add(1, Ordering::SeqCst);
-        let mut state = StreamState::new(
-            id,
-            worker,
-            host.filter_count(),
-            host.shared.clock.unix_nanos(),
-        );
+        let mut state = StreamState::new(id, host.filter_count(), host.shared.clock.unix_nanos());
         for (k, v) in &host.properties {
             state.properties.insert(k.clone(), v.clone());
         }

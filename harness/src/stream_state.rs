@@ -62,7 +62,6 @@ pub(crate) struct Slot {
 #[derive(Debug)]
 pub(crate) struct StreamState {
     pub id: u64,
-    pub worker: usize,
     pub request_headers: HeaderMap,
     pub request_trailers: Option<HeaderMap>,
     pub response_headers: Option<HeaderMap>,
@@ -97,10 +96,9 @@ pub(crate) struct StreamState {
 }
 
 impl StreamState {
-    pub(crate) fn new(id: u64, worker: usize, filters: usize, start_nanos: u64) -> StreamState {
+    pub(crate) fn new(id: u64, filters: usize, start_nanos: u64) -> StreamState {
         StreamState {
             id,
-            worker,
             request_headers: HeaderMap::new(),
             request_trailers: None,
             response_headers: None,

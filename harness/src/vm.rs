@@ -85,6 +85,9 @@ pub(crate) struct VmState {
     pub calls: HashSet<u32>,
     /// Contexts whose on_done returned false (waiting for proxy_done).
     pub done_pending: HashSet<u32>,
+    /// Partial lines written to stdout / stderr.
+    pub stdout: Vec<u8>,
+    pub stderr: Vec<u8>,
 }
 
 impl VmState {
@@ -94,6 +97,9 @@ impl VmState {
         }
     }
 }
+
+/// `proxy_on_http_call_response(root, token, headers, body, trailers)`.
+pub(crate) type CallResponseFn = TypedFunc<(i32, i32, i32, i32, i32), ()>;
 
 /// Typed exports (each optional: the host calls only what the module exports).
 #[derive(Clone, Default)]
@@ -114,7 +120,7 @@ pub(crate) struct Exports {
     pub delete: Option<TypedFunc<i32, ()>>,
     pub tick: Option<TypedFunc<i32, ()>>,
     pub queue_ready: Option<TypedFunc<(i32, i32), ()>>,
-    pub http_call_response: Option<TypedFunc<(i32, i32, i32, i32, i32), ()>>,
+    pub http_call_response: Option<CallResponseFn>,
 }
 
 /// Result of calling a guest export.
@@ -181,6 +187,8 @@ impl Vm {
             next_metric: 0,
             calls: HashSet::new(),
             done_pending: HashSet::new(),
+            stdout: Vec::new(),
+            stderr: Vec::new(),
         };
         let mut store = Store::new(pre.module().engine(), state);
         store.limiter(|s| &mut s.limits);

@@ -5,7 +5,7 @@ use wasmtime::{Caller, Linker};
 
 use super::{read, write, write_u32, write_u64, Cx, HcErr};
 use crate::shared::lock;
-use crate::types::{LogEntry, LogLevel, Status};
+use crate::types::{LogEntry, LogLevel};
 use crate::vm::{Phase, VmState};
 
 const SUCCESS: i32 = 0;
@@ -198,7 +198,8 @@ fn log_line(c: Cx, level: LogLevel, message: String) {
     });
 }
 
-/// fd 1 → INFO, fd 2 → ERROR, one log entry per call (trailing newline dropped).
+/// fd 1 → INFO, fd 2 → ERROR, one log entry per line (a partial line waits for its newline:
+/// Rust's `eprintln!` writes a line in several calls).
 fn fd_write(c: Cx, fd: i32, iovs: i32, n: i32, written: i32) -> Result<i32, HcErr> {
     let level = match fd {
         1 => LogLevel::Info,
@@ -213,12 +214,22 @@ fn fd_write(c: Cx, fd: i32, iovs: i32, n: i32, written: i32) -> Result<i32, HcEr
         data.extend_from_slice(&read(c, ptr, len)?);
     }
     let total = data.len() as u32;
-    let text = String::from_utf8_lossy(&data);
-    let text = text.strip_suffix('\n').unwrap_or(&text).to_owned();
-    if !text.is_empty() {
-        log_line(c, level, text);
+    let mut lines = Vec::new();
+    {
+        let buffer = if fd == 1 {
+            &mut c.data_mut().stdout
+        } else {
+            &mut c.data_mut().stderr
+        };
+        buffer.extend_from_slice(&data);
+        while let Some(at) = buffer.iter().position(|b| *b == b'\n') {
+            let line: Vec<u8> = buffer.drain(..=at).collect();
+            lines.push(String::from_utf8_lossy(&line[..line.len() - 1]).into_owned());
+        }
+    }
+    for line in lines {
+        log_line(c, level, line);
     }
     write_u32(c, written, total)?;
-    let _ = Status::Ok;
     Ok(SUCCESS)
 }
