@@ -42,7 +42,8 @@ fn config(rules: usize) -> Authorizer {
         "rules": [{"to": [{"operation": {"paths": ["/admin/{**}"]}}]}]})];
     for p in 0..rules.div_ceil(RULES_PER_POLICY) {
         let range = p * RULES_PER_POLICY..((p + 1) * RULES_PER_POLICY).min(rules);
-        policies.push(json!({"name": format!("p{p}"), "rules": range.map(rule).collect::<Vec<_>>()}));
+        policies
+            .push(json!({"name": format!("p{p}"), "rules": range.map(rule).collect::<Vec<_>>()}));
     }
     let json = json!({ "policies": policies }).to_string();
     Authorizer::parse(json.as_bytes()).unwrap()
@@ -104,12 +105,16 @@ fn bench(c: &mut Criterion) {
             allocations_per_evaluation(&authz, &last_req),
             allocations_per_evaluation(&authz, &none_req),
         );
-        group.bench_with_input(BenchmarkId::new("last_rule_matches", rules), &rules, |b, _| {
-            b.iter(|| black_box(authz.evaluate(black_box(&last_req))))
-        });
-        group.bench_with_input(BenchmarkId::new("no_rule_matches", rules), &rules, |b, _| {
-            b.iter(|| black_box(authz.evaluate(black_box(&none_req))))
-        });
+        group.bench_with_input(
+            BenchmarkId::new("last_rule_matches", rules),
+            &rules,
+            |b, _| b.iter(|| black_box(authz.evaluate(black_box(&last_req)))),
+        );
+        group.bench_with_input(
+            BenchmarkId::new("no_rule_matches", rules),
+            &rules,
+            |b, _| b.iter(|| black_box(authz.evaluate(black_box(&none_req)))),
+        );
     }
     group.finish();
 
@@ -118,7 +123,9 @@ fn bench(c: &mut Criterion) {
     c.bench_function("authz_jwt_payload_parse", |b| {
         b.iter(|| black_box(serde_json::from_str::<Value>(black_box(&payload)).unwrap()))
     });
-    c.bench_function("authz_compile_100_rules", |b| b.iter(|| black_box(config(100))));
+    c.bench_function("authz_compile_100_rules", |b| {
+        b.iter(|| black_box(config(100)))
+    });
 }
 
 criterion_group!(benches, bench);
