@@ -66,6 +66,27 @@ pub struct Plugin {
     pub wasm_path: String,
     /// The plugin config (JSON text) handed to `on_configure`.
     pub config: String,
+    /// Envoy `root_id` (default: `name`).
+    pub root_id: Option<String>,
+    /// Envoy `vm_id` (default: `meshguard_<name>`).
+    pub vm_id: Option<String>,
+    /// Envoy `failure_policy`: `FAIL_CLOSED` (what meshguard recommends), `FAIL_OPEN` or
+    /// `FAIL_RELOAD`.
+    pub failure_policy: String,
+}
+
+impl Plugin {
+    /// A plugin with the default root id, vm id and `FAIL_CLOSED`.
+    pub fn new(name: &str, wasm_path: &str, config: String) -> Plugin {
+        Plugin {
+            name: name.to_string(),
+            wasm_path: wasm_path.to_string(),
+            config,
+            root_id: None,
+            vm_id: None,
+            failure_policy: "FAIL_CLOSED".to_string(),
+        }
+    }
 }
 
 /// The TLS listener's port and certificate files.
@@ -94,8 +115,11 @@ pub struct Bootstrap {
     pub tls: Option<Tls>,
     /// Port of the demo upstream on 127.0.0.1.
     pub upstream_port: String,
-    /// Port of the JWKS server on 127.0.0.1 (the `meshguard_jwks` cluster), if any.
-    pub jwks_port: Option<String>,
+    /// More clusters on 127.0.0.1 as `(name, port)`, e.g. `meshguard_jwks` for the JWKS server
+    /// the jwt_authn filter fetches keys from.
+    pub clusters: Vec<(String, String)>,
+    /// More access-log fields as `(field, format)`, e.g. `%FILTER_STATE(wasm.x:PLAIN)%`.
+    pub extra_log_fields: Vec<(String, String)>,
     /// File the JSON access log is written to (`/dev/stdout` works).
     pub access_log: String,
     /// The wasm plugins, in chain order.
@@ -105,6 +129,15 @@ pub struct Bootstrap {
 /// A YAML double-quoted scalar.
 fn quoted(text: &str) -> String {
     serde_json::to_string(text).unwrap_or_else(|_| "\"\"".to_string())
+}
+
+/// A block-style `address:` for 127.0.0.1:`port` at `indent` (block style keeps a `${…}`
+/// placeholder a plain YAML scalar, so templates parse before they are rendered).
+fn address(indent: usize, port: &str) -> String {
+    let pad = " ".repeat(indent);
+    format!(
+        "{pad}address:\n{pad}  socket_address:\n{pad}    address: 127.0.0.1\n{pad}    port_value: {port}\n"
+    )
 }
 
 fn indent_block(text: &str, spaces: usize) -> String {
@@ -163,6 +196,9 @@ impl Bootstrap {
                 quoted(&format!("%FILTER_STATE(wasm.{key}:PLAIN)%"))
             );
         }
+        for (k, v) in &self.extra_log_fields {
+            let _ = writeln!(y, "            {}: {}", quoted(k), quoted(v));
+        }
         y.push_str("    route_config:\n");
         y.push_str("      name: local\n");
         y.push_str("      virtual_hosts:\n");
@@ -178,10 +214,15 @@ impl Bootstrap {
             y.push_str("        \"@type\": type.googleapis.com/envoy.extensions.filters.http.wasm.v3.Wasm\n");
             y.push_str("        config:\n");
             let _ = writeln!(y, "          name: meshguard_{}", p.name);
-            let _ = writeln!(y, "          root_id: {}", p.name);
-            y.push_str("          failure_policy: FAIL_CLOSED\n");
+            let root_id = p.root_id.clone().unwrap_or_else(|| p.name.clone());
+            let _ = writeln!(y, "          root_id: {}", quoted(&root_id));
+            let _ = writeln!(y, "          failure_policy: {}", p.failure_policy);
             y.push_str("          vm_config:\n");
-            let _ = writeln!(y, "            vm_id: meshguard_{}", p.name);
+            let vm_id = p
+                .vm_id
+                .clone()
+                .unwrap_or_else(|| format!("meshguard_{}", p.name));
+            let _ = writeln!(y, "            vm_id: {}", quoted(&vm_id));
             y.push_str("            runtime: envoy.wasm.runtime.v8\n");
             let _ = writeln!(
                 y,
@@ -212,11 +253,7 @@ impl Bootstrap {
         }
         y.push_str("node: {id: meshguard, cluster: meshguard}\n");
         y.push_str("admin:\n");
-        let _ = writeln!(
-            y,
-            "  address: {{socket_address: {{address: 127.0.0.1, port_value: {}}}}}",
-            self.admin_port
-        );
+        y.push_str(&address(2, &self.admin_port));
         y.push_str("stats_config:\n");
         y.push_str("  stats_tags:\n");
         for tag in STAT_TAGS {
@@ -231,21 +268,15 @@ impl Bootstrap {
         y.push_str("static_resources:\n");
         y.push_str("  listeners:\n");
         y.push_str("  - name: http\n");
-        let _ = writeln!(
-            y,
-            "    address: {{socket_address: {{address: 127.0.0.1, port_value: {}}}}}",
-            self.http_port
-        );
+        y.push_str("    stat_prefix: http\n");
+        y.push_str(&address(4, &self.http_port));
         y.push_str("    filter_chains:\n");
         y.push_str("    - filters:\n");
         y.push_str(&indent_block(&self.connection_manager("http"), 6));
         if let Some(tls) = &self.tls {
             y.push_str("  - name: mtls\n");
-            let _ = writeln!(
-                y,
-                "    address: {{socket_address: {{address: 127.0.0.1, port_value: {}}}}}",
-                tls.port
-            );
+            y.push_str("    stat_prefix: mtls\n");
+            y.push_str(&address(4, &tls.port));
             y.push_str("    filter_chains:\n");
             y.push_str("    - transport_socket:\n");
             y.push_str("        name: envoy.transport_sockets.tls\n");
@@ -275,21 +306,20 @@ impl Bootstrap {
         }
         y.push_str("  clusters:\n");
         let mut clusters = vec![(UPSTREAM_CLUSTER, self.upstream_port.as_str())];
-        if let Some(port) = &self.jwks_port {
-            clusters.push((JWKS_CLUSTER, port.as_str()));
-        }
+        clusters.extend(self.clusters.iter().map(|(n, p)| (n.as_str(), p.as_str())));
         for (name, port) in clusters {
-            let _ = writeln!(y, "  - name: {name}");
+            let _ = writeln!(y, "  - name: {}", quoted(name));
             y.push_str("    type: STATIC\n");
             y.push_str("    connect_timeout: 1s\n");
             y.push_str("    load_assignment:\n");
-            let _ = writeln!(y, "      cluster_name: {name}");
+            let _ = writeln!(y, "      cluster_name: {}", quoted(name));
             y.push_str("      endpoints:\n");
             y.push_str("      - lb_endpoints:\n");
-            let _ = writeln!(
-                y,
-                "        - endpoint: {{address: {{socket_address: {{address: 127.0.0.1, port_value: {port}}}}}}}"
+            y.push_str(
+                "        - endpoint:
+",
             );
+            y.push_str(&address(12, port));
         }
         y
     }
@@ -329,13 +359,14 @@ mod tests {
                 client_ca: "/c/ca.pem".into(),
             }),
             upstream_port: "18080".into(),
-            jwks_port: Some("18081".into()),
+            clusters: vec![(JWKS_CLUSTER.into(), "18081".into())],
+            extra_log_fields: vec![("fs.x".into(), "%FILTER_STATE(wasm.x:PLAIN)%".into())],
             access_log: "/tmp/a.log".into(),
-            plugins: vec![Plugin {
-                name: "authz".into(),
-                wasm_path: "/w/meshguard_authz.wasm".into(),
-                config: "{\n  \"a\": \"b: c\"\n}".into(),
-            }],
+            plugins: vec![Plugin::new(
+                "authz",
+                "/w/meshguard_authz.wasm",
+                "{\n  \"a\": \"b: c\"\n}".into(),
+            )],
         }
     }
 
@@ -365,6 +396,9 @@ mod tests {
             fmt["audit_record"],
             "%FILTER_STATE(wasm.meshguard.audit.record:PLAIN)%"
         );
+        assert_eq!(fmt["fs.x"], "%FILTER_STATE(wasm.x:PLAIN)%");
+        let clusters = v.pointer("/static_resources/clusters").unwrap();
+        assert_eq!(clusters[1]["name"], JWKS_CLUSTER);
         assert_eq!(
             v.pointer("/admin/address/socket_address/port_value")
                 .unwrap(),

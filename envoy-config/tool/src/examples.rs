@@ -4,7 +4,7 @@
 
 use std::path::{Path, PathBuf};
 
-use crate::bootstrap::{Bootstrap, Plugin, Tls};
+use crate::bootstrap::{Bootstrap, Plugin, Tls, JWKS_CLUSTER};
 use crate::filters::Filter;
 
 /// Issuer of the demo tokens and the example jwt_authn provider.
@@ -46,11 +46,7 @@ pub fn example_config(filter: Filter) -> Option<String> {
 }
 
 fn plugin(name: &str, wasm_file: &str, config: String) -> Plugin {
-    Plugin {
-        name: name.to_string(),
-        wasm_path: format!("${{MG_WASM_DIR}}/{wasm_file}"),
-        config,
-    }
+    Plugin::new(name, &format!("${{MG_WASM_DIR}}/{wasm_file}"), config)
 }
 
 fn example(title: &str, source: &str, plugins: Vec<Plugin>) -> Bootstrap {
@@ -73,7 +69,8 @@ fn example(title: &str, source: &str, plugins: Vec<Plugin>) -> Bootstrap {
             client_ca: "${MG_CERT_DIR}/ca.pem".into(),
         }),
         upstream_port: "${MG_UPSTREAM_PORT}".into(),
-        jwks_port: Some("${MG_JWKS_PORT}".into()),
+        clusters: vec![(JWKS_CLUSTER.to_string(), "${MG_JWKS_PORT}".into())],
+        extra_log_fields: Vec::new(),
         access_log: "${MG_ACCESS_LOG}".into(),
         plugins,
     }
@@ -177,7 +174,9 @@ mod tests {
                 }
             }
         }
-        for (name, _) in render_bootstraps() {
+        for (name, yaml) in render_bootstraps() {
+            // The templates parse as YAML before their placeholders are filled.
+            let _: serde_json::Value = serde_norway::from_str(&yaml).unwrap();
             if name == "passthrough.yaml" {
                 continue;
             }

@@ -56,6 +56,10 @@ enum Command {
         /// org.opencontainers.image.revision annotation (e.g. `git rev-parse HEAD`).
         #[arg(long)]
         revision: Option<String>,
+        /// WasmPlugin manifests whose `sha256` to set to the new manifest digest (the
+        /// documents whose `url` names this filter's image).
+        #[arg(long = "pin", value_name = "WASMPLUGIN_YAML")]
+        pin: Vec<PathBuf>,
     },
     /// Regenerate the example Envoy bootstraps (envoy-config/envoy/*.yaml) from the example
     /// plugin configs (envoy-config/examples/*.json).
@@ -209,6 +213,7 @@ fn run(cli: Cli) -> Result<bool, String> {
             tag,
             source,
             revision,
+            pin,
         } => {
             let filter = parse_filter(&filter)?;
             let version = env!("CARGO_PKG_VERSION").to_string();
@@ -234,6 +239,20 @@ fn run(cli: Cli) -> Result<bool, String> {
                 hex = image.manifest_hex(),
                 digest = image.manifest_digest,
             );
+            for file in pin {
+                let text = std::fs::read_to_string(&file)
+                    .map_err(|e| format!("{}: {e}", file.display()))?;
+                let (pinned, n) = wasmplugin::pin(&text, filter, image.manifest_hex());
+                if n == 0 {
+                    return Err(format!(
+                        "{}: no WasmPlugin with a url naming {} and a sha256 field",
+                        file.display(),
+                        filter.package()
+                    ));
+                }
+                std::fs::write(&file, pinned).map_err(|e| format!("{}: {e}", file.display()))?;
+                eprintln!("pinned {} in {}", image.manifest_hex(), file.display());
+            }
             Ok(true)
         }
         Command::Bootstrap { out } => {
@@ -270,10 +289,11 @@ fn run(cli: Cli) -> Result<bool, String> {
             let mut ok = true;
             for file in files {
                 match wasmplugin::check_file(&file) {
-                    Ok(problems) if problems.is_empty() => {
+                    Ok(None) => println!("{}: no WasmPlugin (skipped)", file.display()),
+                    Ok(Some(problems)) if problems.is_empty() => {
                         println!("{}: OK", file.display())
                     }
-                    Ok(problems) => {
+                    Ok(Some(problems)) => {
                         ok = false;
                         for p in problems {
                             eprintln!("{}: {p}", file.display());

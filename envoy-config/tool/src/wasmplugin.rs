@@ -34,14 +34,14 @@ impl std::fmt::Display for Problem {
 }
 
 /// Checks every `WasmPlugin` document in a YAML file. Documents of other kinds are ignored;
-/// a file without any `WasmPlugin` is a problem.
-pub fn check_file(path: &Path) -> Result<Vec<Problem>, String> {
+/// `Ok(None)` when the file holds no `WasmPlugin`.
+pub fn check_file(path: &Path) -> Result<Option<Vec<Problem>>, String> {
     let text = std::fs::read_to_string(path).map_err(|e| format!("{}: {e}", path.display()))?;
     check_yaml(&text)
 }
 
-/// Checks every `WasmPlugin` document in `yaml`.
-pub fn check_yaml(yaml: &str) -> Result<Vec<Problem>, String> {
+/// Checks every `WasmPlugin` document in `yaml`; `Ok(None)` when there is none.
+pub fn check_yaml(yaml: &str) -> Result<Option<Vec<Problem>>, String> {
     let schema: Value =
         serde_json::from_str(SCHEMA).map_err(|e| format!("WasmPlugin schema: {e}"))?;
     let validator =
@@ -97,9 +97,45 @@ pub fn check_yaml(yaml: &str) -> Result<Vec<Problem>, String> {
         }
     }
     if seen == 0 {
-        return Err("no WasmPlugin document found".to_string());
+        return Ok(None);
     }
-    Ok(problems)
+    Ok(Some(problems))
+}
+
+/// Writes `hex` (a manifest digest from `meshguard oci`) into the `sha256:` field of every
+/// `WasmPlugin` document of `yaml` whose `url` names `filter`'s image; returns the new text and
+/// how many documents were pinned. Comments and layout are kept (a line edit, not a re-dump).
+pub fn pin(yaml: &str, filter: crate::filters::Filter, hex: &str) -> (String, usize) {
+    let mut out = Vec::new();
+    let mut pinned = 0;
+    let lines: Vec<&str> = yaml.split_inclusive('\n').collect();
+    let mut start = 0;
+    while start < lines.len() {
+        let end = lines
+            .iter()
+            .skip(start + 1)
+            .position(|l| l.trim_end() == "---")
+            .map_or(lines.len(), |p| p + start + 1);
+        let doc = lines.get(start..end).unwrap_or_default();
+        let names_filter = doc.iter().any(|l| {
+            let t = l.trim_start();
+            t.starts_with("url:") && filter_named_in(t) == Some(filter)
+        });
+        let is_plugin = doc.iter().any(|l| l.trim() == "kind: WasmPlugin");
+        for line in doc {
+            let t = line.trim_start();
+            if names_filter && is_plugin && t.starts_with("sha256:") {
+                let indent = &line[..line.len() - t.len()];
+                // Quoted: a digest of digits (and one `e`) would otherwise be a YAML number.
+                out.push(format!("{indent}sha256: \"{hex}\"\n"));
+                pinned += 1;
+            } else {
+                out.push((*line).to_string());
+            }
+        }
+        start = end;
+    }
+    (out.concat(), pinned)
 }
 
 /// What meshguard requires of its own manifests beyond the CRD schema.
@@ -121,6 +157,11 @@ fn meshguard_rules(doc: &Value) -> Vec<(&'static str, String)> {
         (None, true) => out.push((
             "/spec/sha256",
             "not pinned: set sha256 to the manifest digest printed by `meshguard oci`".to_string(),
+        )),
+        (None, false) if sha.bytes().all(|b| b == b'0') => out.push((
+            "/spec/sha256",
+            "placeholder digest: pin it with `meshguard oci <filter> <wasm> <dir> --pin <this file>`"
+                .to_string(),
         )),
         (Some(d), false) if d != sha => out.push((
             "/spec/sha256",
@@ -158,19 +199,51 @@ metadata: {name: x, namespace: default}
 spec:
   selector: {matchLabels: {app: a}}
   url: oci://registry.example/meshguard-audit:0.1.0
-  sha256: 0000000000000000000000000000000000000000000000000000000000000000
+  sha256: "1234567890123456789012345678901234567890123456789012345678901234"
   phase: STATS
   failStrategy: FAIL_CLOSE
   pluginConfig: {}
 "#;
 
+    const SHA: &str =
+        "sha256: \"1234567890123456789012345678901234567890123456789012345678901234\"";
+
     fn schema_problems(yaml: &str) -> Vec<String> {
         check_yaml(yaml)
+            .unwrap()
             .unwrap()
             .into_iter()
             .filter(|p| !p.path.starts_with("/spec/pluginConfig"))
             .map(|p| p.to_string())
             .collect()
+    }
+
+    /// The CI check of the committed manifests: every `WasmPlugin` under `envoy-config/istio`
+    /// satisfies the CRD schema and meshguard's rules, and its `pluginConfig` passes the
+    /// filter's parser; every filter has one.
+    #[test]
+    fn committed_manifests_are_valid() {
+        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../istio");
+        let mut covered = std::collections::BTreeSet::new();
+        for entry in std::fs::read_dir(&dir).unwrap() {
+            let path = entry.unwrap().path();
+            let text = std::fs::read_to_string(&path).unwrap_or_default();
+            if path.extension().is_none_or(|e| e != "yaml") || !text.contains("kind: WasmPlugin") {
+                continue;
+            }
+            let problems = check_file(&path).unwrap().unwrap();
+            assert!(problems.is_empty(), "{}: {problems:#?}", path.display());
+            for f in crate::filters::Filter::ALL {
+                if text.contains(&format!("/{}:", f.package())) {
+                    covered.insert(f);
+                }
+            }
+        }
+        assert_eq!(
+            covered.len(),
+            4,
+            "a filter has no WasmPlugin manifest: {covered:?}"
+        );
     }
 
     #[test]
@@ -181,9 +254,15 @@ spec:
     #[test]
     fn schema_rejects_what_the_crd_rejects() {
         let cases = [
+            (SHA, "sha256: ABC"),
             (
-                "sha256: 0000000000000000000000000000000000000000000000000000000000000000",
-                "sha256: ABC",
+                SHA,
+                "sha256: \"0000000000000000000000000000000000000000000000000000000000000000\"",
+            ),
+            // Unquoted, this digest is a YAML number, not the string the CRD wants.
+            (
+                SHA,
+                "sha256: 1234567890123456789012345678901234567890123456789012345678901234",
             ),
             ("phase: STATS", "phase: LATE"),
             ("failStrategy: FAIL_CLOSE", "failStrategy: FAIL_OPEN"),
@@ -202,9 +281,25 @@ spec:
             ),
         ];
         for (from, to) in cases {
+            assert!(GOOD.contains(from));
             let bad = GOOD.replace(from, to);
             assert!(!schema_problems(&bad).is_empty(), "accepted:\n{bad}");
         }
+    }
+
+    #[test]
+    fn pin_rewrites_only_the_named_filters_digest() {
+        let two = format!(
+            "{GOOD}---\n{}",
+            GOOD.replace("meshguard-audit", "meshguard-authz")
+        );
+        let hex = "ab".repeat(32);
+        let (text, n) = pin(&two, crate::filters::Filter::Authz, &hex);
+        assert_eq!(n, 1);
+        let (first, second) = text.split_once("---\n").unwrap();
+        assert!(first.contains("sha256: \"1234"));
+        assert!(second.contains(&format!("  sha256: \"{hex}\"\n")));
+        assert_eq!(schema_problems(&text), Vec::<String>::new());
     }
 
     #[test]

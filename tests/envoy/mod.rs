@@ -1,0 +1,7 @@
+//! Helpers of the real-Envoy end-to-end tests (`tests/e2e.rs`): the Envoy process, the test
+//! client, certificates, and the scenario replay that compares Envoy with the harness.
+
+pub mod certs;
+pub mod client;
+pub mod process;
+pub mod replay;
