@@ -282,6 +282,16 @@ fn duplicate_authorization_and_two_tokens_are_400() {
         state(&out, "reason").as_deref(),
         Some("duplicate_token_header")
     );
+    // Envoy hands repeated `authorization` lines to the filter merged with ','.
+    let merged = format!("{},{}", bearer("valid_k1"), bearer("valid_k1"));
+    let out = host
+        .send(Request::get("/").header("authorization", merged))
+        .unwrap();
+    assert_eq!(out.status, 400);
+    assert_eq!(
+        state(&out, "reason").as_deref(),
+        Some("duplicate_token_header")
+    );
     let t = tok("hs256");
     let out = host
         .send(

@@ -3,7 +3,9 @@
 //!
 //! Ambiguity is refused rather than guessed (RFC 6750 §3.1 `invalid_request`, answered 400):
 //! - a header used as a token location appearing on more than one line (two `Authorization`
-//!   headers) → [`ExtractError::DuplicateHeader`], even if the values are equal;
+//!   headers) → [`ExtractError::DuplicateHeader`], even if the values are equal; also a token
+//!   value containing `,`, which is how Envoy hands repeated inline headers such as
+//!   `authorization` to a filter (merged into one value, checked against Envoy 1.40);
 //! - two *different* tokens for one provider (header + query parameter, the same parameter
 //!   twice, …) → [`ExtractError::MultipleTokens`]. The same token in several places is one token.
 //!
@@ -125,6 +127,11 @@ impl<'a> RequestParts<'a> {
                 return Err(ExtractError::DuplicateHeader);
             }
             if let Some(token) = strip_prefix_ci(value, loc.value_prefix.as_bytes()) {
+                // Envoy merges repeated inline headers (`authorization`) into one value joined
+                // with ','; a JWT never contains ','. Either shape is a duplicate header.
+                if token.contains(&b',') {
+                    return Err(ExtractError::DuplicateHeader);
+                }
                 add(String::from_utf8_lossy(trim_ows(token)))?;
                 at.headers.push(loc.name.clone());
             }
@@ -295,6 +302,12 @@ mod tests {
     #[wasm_bindgen_test(unsupported = test)]
     fn duplicate_authorization_refused_even_if_equal() {
         let req = h(&[("authorization", "Bearer a"), ("authorization", "Bearer a")]);
+        assert_eq!(
+            RequestParts::new(&req).token(&bearer()),
+            Err(ExtractError::DuplicateHeader)
+        );
+        // Envoy's shape: the two lines merged into one value with ','.
+        let req = h(&[("authorization", "Bearer a.b.c,Bearer a.b.c")]);
         assert_eq!(
             RequestParts::new(&req).token(&bearer()),
             Err(ExtractError::DuplicateHeader)
