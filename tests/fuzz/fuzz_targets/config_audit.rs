@@ -3,8 +3,8 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use meshguard_core::config::FilterConfig;
 use meshguard_core::audit::config::AuditConfig;
+use meshguard_core::config::FilterConfig;
 
 fuzz_target!(|data: &[u8]| {
     match <AuditConfig as FilterConfig>::parse(data) {

@@ -93,7 +93,10 @@ fn check(limit: &Limit, key: &Key) {
         Limit::SlidingWindow(sw) => {
             for (j, &t) in times.iter().enumerate() {
                 let from = i128::from(t) - i128::from(sw.window_ms);
-                let n = times[..=j].iter().filter(|&&x| i128::from(x) > from).count();
+                let n = times[..=j]
+                    .iter()
+                    .filter(|&&x| i128::from(x) > from)
+                    .count();
                 assert!(
                     n as u64 <= u64::from(sw.requests),
                     "sliding window {sw:?}: {n} admitted in ({from}, {t}]: {times:?}"
@@ -106,8 +109,7 @@ fn check(limit: &Limit, key: &Key) {
                 for (j, &t1) in times.iter().enumerate().skip(i) {
                     let n = (j - i + 1) as u64;
                     let fills = fills_until(t1) - fills_until(t0);
-                    let bound =
-                        u64::from(tb.max_tokens) + u64::from(tb.tokens_per_fill) * fills;
+                    let bound = u64::from(tb.max_tokens) + u64::from(tb.tokens_per_fill) * fills;
                     assert!(
                         n <= bound,
                         "token bucket {tb:?} created {}: {n} admitted in [{t0}, {t1}] > {bound}: {times:?}",
