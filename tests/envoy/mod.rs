@@ -2,6 +2,8 @@
 //! client, certificates, and the scenario replay that compares Envoy with the harness.
 
 pub mod certs;
+pub mod chain;
 pub mod client;
 pub mod process;
 pub mod replay;
+pub mod report;

@@ -29,7 +29,7 @@ struct UpstreamState {
 }
 
 /// The service behind the proxy. By default it answers 200 with a JSON echo of the request
-/// (`{"method", "path", "headers": [[name, value], ...]}`); `/status/<code>` answers `<code>`;
+/// (`{"method", "path", "headers": {name: value}}`); `/status/<code>` answers `<code>`;
 /// [`Upstream::set_response`] makes every later request get a canned response. Every request
 /// it receives is recorded, so a test can assert on what the filters forwarded.
 pub struct Upstream {
@@ -39,11 +39,17 @@ pub struct Upstream {
 
 fn echo(req: &Message) -> Value {
     let (method, path) = req.method_path();
-    let headers: Vec<Value> = req
-        .headers
-        .iter()
-        .map(|(n, v)| json!([n, String::from_utf8_lossy(v)]))
-        .collect();
+    // Header name -> value (repeated headers joined with ", ").
+    let mut headers = serde_json::Map::new();
+    for (n, v) in &req.headers {
+        let name = n.to_ascii_lowercase();
+        let v = String::from_utf8_lossy(v).into_owned();
+        let joined = match headers.get(&name).and_then(Value::as_str) {
+            Some(prev) => format!("{prev}, {v}"),
+            None => v,
+        };
+        headers.insert(name, Value::String(joined));
+    }
     json!({ "upstream": "meshguard-demo", "method": method, "path": path, "headers": headers })
 }
 
