@@ -50,10 +50,12 @@ impl HttpStream {
             host.reload_failed(&mut w)?;
         }
         let id = host.next_stream.fetch_add(1, Ordering::SeqCst);
-        let mut state = StreamState::new(id, host.filter_count(), host.shared.clock.unix_nanos());
-        for (k, v) in &host.properties {
-            state.properties.insert(k.clone(), v.clone());
-        }
+        let state = StreamState::new(
+            id,
+            host.filter_count(),
+            host.shared.clock.unix_nanos(),
+            host.properties.clone(),
+        );
         Ok(HttpStream {
             host,
             worker,
@@ -76,12 +78,12 @@ impl HttpStream {
     pub fn set_property(&self, path: &[&str], value: impl Into<Vec<u8>>) {
         lock(&self.state)
             .properties
-            .insert(path.join("\0"), value.into());
+            .insert(path.join("\0"), Some(value.into()));
     }
 
     /// Removes a property (then NOT_FOUND unless Envoy derives it).
     pub fn remove_property(&self, path: &[&str]) {
-        lock(&self.state).properties.remove(&path.join("\0"));
+        lock(&self.state).properties.insert(path.join("\0"), None);
     }
 
     /// An mTLS connection from a peer with this URI SAN (SPIFFE id): `connection.mtls` true and

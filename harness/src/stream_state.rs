@@ -67,7 +67,10 @@ pub(crate) struct StreamState {
     pub response_headers: Option<HeaderMap>,
     pub response_trailers: Option<HeaderMap>,
     /// Property path (segments joined by NUL) → serialized value.
-    pub properties: HashMap<String, Vec<u8>>,
+    /// `None` = removed by the test (hides a default).
+    pub properties: HashMap<String, Option<Vec<u8>>>,
+    /// The host's default properties (looked up after `properties`; shared, not copied).
+    pub defaults: Arc<HashMap<String, Vec<u8>>>,
     /// Envoy filter state (`wasm.<key>`).
     pub filter_state: BTreeMap<String, Vec<u8>>,
     pub slots: Vec<Slot>,
@@ -96,7 +99,12 @@ pub(crate) struct StreamState {
 }
 
 impl StreamState {
-    pub(crate) fn new(id: u64, filters: usize, start_nanos: u64) -> StreamState {
+    pub(crate) fn new(
+        id: u64,
+        filters: usize,
+        start_nanos: u64,
+        defaults: Arc<HashMap<String, Vec<u8>>>,
+    ) -> StreamState {
         StreamState {
             id,
             request_headers: HeaderMap::new(),
@@ -104,6 +112,7 @@ impl StreamState {
             response_headers: None,
             response_trailers: None,
             properties: HashMap::new(),
+            defaults,
             filter_state: BTreeMap::new(),
             slots: vec![Slot::default(); filters],
             decode: Pipeline::default(),

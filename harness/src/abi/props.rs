@@ -26,8 +26,14 @@ pub(crate) fn property_value(
         }
     }
     let stream = stream?;
-    if let Some(v) = stream.properties.get(&path.join("\0")) {
-        return Some(v.clone());
+    let key = path.join("\0");
+    match stream.properties.get(&key) {
+        Some(explicit) => return explicit.clone(),
+        None => {
+            if let Some(v) = stream.defaults.get(&key) {
+                return Some(v.clone());
+            }
+        }
     }
     if let Some(v) = derived(stream, path) {
         return Some(v);
