@@ -199,6 +199,8 @@ fn scenarios_agree_between_harness_and_envoy() {
     }
     let report = envoy::report::report(&results);
     println!("{report}");
+    // Also kept as a file: `cargo test` captures the output of passing tests.
+    let _ = std::fs::write(repo_root().join("target/e2e-agreement.txt"), &report);
     let bad: Vec<&str> = results
         .iter()
         .filter(|c| !c.agrees() || !c.envoy_passed())
