@@ -443,9 +443,16 @@ impl HostInner {
     /// FAIL_RELOAD: replaces the failed VMs of a worker before a new stream.
     pub(crate) fn reload_failed(&self, w: &mut Worker) -> Result<()> {
         for (f, runtime) in self.filters.iter().enumerate() {
-            let failed = w.vms.get(f).is_some_and(|vm| vm.failed);
-            if failed && runtime.info.failure_policy == FailurePolicy::FailReload {
-                let vm = self.start_vm(runtime, Some(w.index))?;
+            let failed = w.vms.get(f).filter(|vm| vm.failed);
+            if let Some(old) =
+                failed.filter(|_| runtime.info.failure_policy == FailurePolicy::FailReload)
+            {
+                // The failed VM's own config: it may come from a `Host::reconfigure` push.
+                let current = FilterRuntime {
+                    info: old.store.data().info.clone(),
+                    pre: runtime.pre.clone(),
+                };
+                let vm = self.start_vm(&current, Some(w.index))?;
                 if let Some(slot) = w.vms.get_mut(f) {
                     *slot = vm;
                 }

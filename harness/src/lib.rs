@@ -14,6 +14,7 @@
 //! ```
 
 mod abi;
+mod admin;
 mod clock;
 mod driver;
 mod engine;
@@ -30,6 +31,7 @@ mod types;
 mod upstream;
 mod vm;
 
+pub use admin::SharedDataSize;
 pub use clock::Clock;
 pub use error::{HarnessError, Result};
 pub use exchange::{Outcome, Request};

@@ -37,6 +37,14 @@ impl SharedData {
         self.by_vm.get(vm_id)?.get(key).cloned()
     }
 
+    /// Number of keys and bytes (keys + values) over every namespace.
+    pub(crate) fn size(&self) -> (usize, usize) {
+        self.by_vm
+            .values()
+            .flat_map(|m| m.iter())
+            .fold((0, 0), |(n, b), (k, (v, _))| (n + 1, b + k.len() + v.len()))
+    }
+
     /// `cas == 0`: unconditional. Otherwise it must equal the current CAS of the key (a key that
     /// does not exist has no CAS, so a non-zero CAS on it mismatches).
     pub(crate) fn set(&mut self, vm_id: &str, key: &str, value: &[u8], cas: u32) -> Status {

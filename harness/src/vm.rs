@@ -15,7 +15,7 @@ use crate::types::{HostEvent, LocalReply, TrapInfo};
 use crate::upstream::HttpResponse;
 
 /// Static description of a filter, shared by all its VMs.
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub(crate) struct FilterInfo {
     pub index: usize,
     pub name: String,
