@@ -12,6 +12,8 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 mod envoy;
+#[path = "e2e_faults.rs"]
+mod faults;
 #[path = "e2e_proxy.rs"]
 mod proxy;
 

@@ -57,6 +57,12 @@ step "shared/ tests compiled to wasm32 (wasm-bindgen-test under Node)"
 CARGO_TARGET_WASM32_UNKNOWN_UNKNOWN_RUNNER=wasm-bindgen-test-runner \
   cargo test -p meshguard-core --target wasm32-unknown-unknown 2>&1 | tee target/test-output-wasm.txt
 
+step "fuzz: every cargo-fuzz target for ${FUZZ_SECONDS:-20} s (tests/fuzz/run.sh; a crash fails CI)"
+# 8 targets x 20 s plus a fresh fuzz build (~9 min on 2 cores). FUZZ_SECONDS=0 skips the step.
+if [ "${FUZZ_SECONDS:-20}" != 0 ]; then
+  bash tests/fuzz/run.sh "${FUZZ_SECONDS:-20}" 2>&1 | tee target/fuzz-output.txt
+fi
+
 passed=$(grep -hoE 'test result: [a-zA-Z]+\. [0-9]+ passed' target/test-output.txt target/test-output-wasm.txt | awk '{s+=$4} END {print s+0}')
 failed=$(grep -hoE '[0-9]+ failed' target/test-output.txt target/test-output-wasm.txt | awk '{s+=$1} END {print s+0}')
 echo
