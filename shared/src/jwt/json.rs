@@ -54,6 +54,24 @@ pub(crate) fn parse_object(bytes: &[u8]) -> Result<(Map<String, Value>, &str), J
 
 const DUPLICATE: &str = "duplicate member";
 
+/// Nesting depth of a JSON object's members: 1 for an object of scalars, +1 per nested object or
+/// array level. Iterative, so it cannot overflow the stack whatever the input.
+pub fn object_depth(map: &Map<String, Value>) -> usize {
+    let mut deepest = 1;
+    let mut stack: Vec<(&Value, usize)> = map.values().map(|v| (v, 1)).collect();
+    while let Some((value, level)) = stack.pop() {
+        let children: Box<dyn Iterator<Item = &Value>> = match value {
+            Value::Object(m) => Box::new(m.values()),
+            Value::Array(a) => Box::new(a.iter()),
+            _ => continue,
+        };
+        let level = level + 1;
+        deepest = deepest.max(level);
+        stack.extend(children.map(|v| (v, level)));
+    }
+    deepest
+}
+
 /// A `serde_json::Value` whose objects were checked for duplicate members while parsing.
 struct StrictValue(Value);
 

@@ -19,6 +19,7 @@ use std::str::FromStr;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
+pub use json::object_depth;
 pub use keys::{KeyError, KeySet};
 pub use validate::{peek_kid, validate, JwtError, ValidationSettings, Validator, VerifiedToken};
 

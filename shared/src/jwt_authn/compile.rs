@@ -49,6 +49,8 @@ pub struct Provider {
     pub forward_payload_header: Option<String>,
     /// Claims copied to headers.
     pub claim_to_headers: Vec<ClaimToHeader>,
+    /// Deepest object/array nesting accepted in a verified payload (1 = flat).
+    pub max_claim_depth: usize,
 }
 
 /// Where a provider's keys come from.
@@ -70,6 +72,8 @@ pub struct RemoteKeys {
     /// Shared-data key of the [`super::jwks::JwksRecord`]: derived from the cluster and URL, so
     /// every plugin and provider fetching the same JWKS shares one record and one fetch.
     pub shared_data_key: String,
+    /// Largest response body (JWKS or discovery document) read, in bytes.
+    pub max_body_bytes: usize,
 }
 
 /// One `claim_to_headers` entry.

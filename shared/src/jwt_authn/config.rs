@@ -100,6 +100,10 @@ pub struct RawProvider {
     /// Longest token accepted, checked before decoding (default 8192).
     #[serde(default)]
     pub max_token_bytes: Option<usize>,
+    /// Deepest nesting of objects/arrays accepted in the verified payload, 1 = flat claims
+    /// (default 16, at most 100). Deeper payloads are refused with reason `claims_too_deep`.
+    #[serde(default)]
+    pub max_claim_depth: Option<usize>,
 }
 
 /// Envoy `local_jwks` (a `DataSource`; only `inline_string` is supported).
@@ -147,6 +151,11 @@ pub struct RawRemoteJwks {
     /// closed (default "5s").
     #[serde(default)]
     pub cold_start_timeout: Option<String>,
+    /// Largest key-fetch response body accepted, in bytes (default 262144 = 256 KiB, at most
+    /// 16777216). A bigger body is refused before it is read (the fetch counts as failed, metric
+    /// result `too_large`).
+    #[serde(default)]
+    pub max_body_bytes: Option<usize>,
 }
 
 /// OpenID Connect discovery: the issuer's `/.well-known/openid-configuration` names the JWKS URL.
@@ -176,6 +185,11 @@ pub struct RawOpenIdDiscovery {
     /// As in `remote_jwks`.
     #[serde(default)]
     pub cold_start_timeout: Option<String>,
+    /// Largest key-fetch response body accepted, in bytes (default 262144 = 256 KiB, at most
+    /// 16777216). A bigger body is refused before it is read (the fetch counts as failed, metric
+    /// result `too_large`).
+    #[serde(default)]
+    pub max_body_bytes: Option<usize>,
 }
 
 /// An HMAC secret. The secret must be at least as long as the hash (32/48/64 bytes).

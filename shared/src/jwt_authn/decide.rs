@@ -6,7 +6,7 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
 
 use crate::handoff;
-use crate::jwt::{token_digest, validate, JwtError, KeySet, VerifiedToken};
+use crate::jwt::{object_depth, token_digest, validate, JwtError, KeySet, VerifiedToken};
 
 use super::cache::{Lookup, VerifiedCache};
 use super::compile::{JwtAuthnConfig, RuleAction};
@@ -317,6 +317,9 @@ impl Oracle<'_> {
             }
         }
         match validate(token, &provider.settings, keys, self.now) {
+            Ok(v) if object_depth(&v.claims) > provider.max_claim_depth => {
+                Ok((Verdict::Failed(reason::CLAIMS_TOO_DEEP), None))
+            }
             Ok(v) => {
                 let v = Rc::new(v);
                 self.cache

@@ -14,6 +14,9 @@
 //! Config reference: [`config::RawConfig`]. Behaviour choices that differ from Envoy's
 //! `jwt_authn` are listed in `filters/jwt-authn/README.md`.
 
+#[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+mod bounds_tests;
 pub mod cache;
 pub mod compile;
 pub mod config;
@@ -54,6 +57,8 @@ pub mod reason {
     pub const KEYS_UNAVAILABLE: &str = "keys_unavailable";
     /// A hostcall failed while handling the request (fail closed).
     pub const INTERNAL: &str = "internal_error";
+    /// The verified payload nests objects/arrays deeper than the provider's `max_claim_depth`.
+    pub const CLAIMS_TOO_DEEP: &str = "claims_too_deep";
 
     /// Every reason a denial can carry: this module's codes plus every
     /// [`crate::jwt::JwtError::reason`]. Metrics are defined once from this list.
@@ -63,6 +68,7 @@ pub mod reason {
         MULTIPLE_TOKENS,
         KEYS_UNAVAILABLE,
         INTERNAL,
+        CLAIMS_TOO_DEEP,
         "too_large",
         "malformed",
         "unsupported_algorithm",

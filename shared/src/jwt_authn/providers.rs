@@ -50,6 +50,10 @@ pub(crate) fn compile_provider(
     if !(1..=65_536).contains(&max_token_bytes) {
         errs.push(format!("{path}.max_token_bytes"), "must be 1..=65536");
     }
+    let max_claim_depth = p.max_claim_depth.unwrap_or(DEFAULT_MAX_CLAIM_DEPTH);
+    if !(1..=100).contains(&max_claim_depth) {
+        errs.push(format!("{path}.max_claim_depth"), "must be 1..=100");
+    }
     if let Some(typ) = &p.required_typ {
         if typ.is_empty() {
             errs.push(format!("{path}.required_typ"), "must not be empty");
@@ -102,7 +106,21 @@ pub(crate) fn compile_provider(
         forward: p.forward,
         forward_payload_header,
         claim_to_headers,
+        max_claim_depth,
     })
+}
+
+/// Default `max_claim_depth`.
+pub const DEFAULT_MAX_CLAIM_DEPTH: usize = 16;
+/// Default `max_body_bytes` of a key fetch.
+pub const DEFAULT_MAX_BODY_BYTES: usize = 256 * 1024;
+
+fn max_body_bytes(v: Option<usize>, path: String, errs: &mut ConfigErrors) -> usize {
+    let bytes = v.unwrap_or(DEFAULT_MAX_BODY_BYTES);
+    if !(1..=16 * 1024 * 1024).contains(&bytes) {
+        errs.push(path, "must be 1..=16777216");
+    }
+    bytes
 }
 
 fn compile_keys(
@@ -266,6 +284,11 @@ fn remote_jwks(
             shared_data_key: shared_key(&r.http_uri.cluster, &r.http_uri.uri),
             fetch: KeyFetch::Jwks(target),
             policy,
+            max_body_bytes: max_body_bytes(
+                r.max_body_bytes,
+                format!("{path}.max_body_bytes"),
+                errs,
+            ),
         })),
         Err(e) => {
             errs.push(format!("{path}.http_uri"), e);
@@ -309,6 +332,11 @@ fn openid_discovery(
                 timeout: Duration::from_millis(timeout),
             },
             policy,
+            max_body_bytes: max_body_bytes(
+                d.max_body_bytes,
+                format!("{path}.max_body_bytes"),
+                errs,
+            ),
         })),
         Err(e) => {
             errs.push(path, format!("issuer as discovery base: {e}"));

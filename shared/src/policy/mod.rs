@@ -54,6 +54,7 @@ mod eval;
 mod gate;
 pub mod identity;
 pub mod ip;
+pub mod limits;
 pub mod model;
 pub mod path;
 pub mod raw;
@@ -104,6 +105,9 @@ impl Authorizer {
     /// Compiles an already-deserialized config.
     pub fn compile(raw: &AuthzConfigRaw) -> Result<Self, ConfigErrors> {
         let mut errors = ConfigErrors::default();
+        if !limits::check(raw, &mut errors) {
+            return Err(errors);
+        }
         let mode = match (raw.policies.is_empty(), raw.allow_all, raw.deny_all) {
             (_, true, true) => {
                 errors.push(
