@@ -4,7 +4,10 @@
 use crate::config::{parse_json, ConfigErrors, FilterConfig};
 use crate::jwt::{KeySet, ValidationSettings};
 
+use super::api_key::ApiKeys;
 use super::config::{RawConfig, RawRequirement, RawRouteMatch};
+use super::replay::ReplaySettings;
+use super::secret::{Environment, ProcessEnv};
 use super::extract::Locations;
 use super::fetch::KeyFetch;
 use super::jwks::JwksPolicy;
@@ -49,6 +52,11 @@ pub struct Provider {
     pub forward_payload_header: Option<String>,
     /// Claims copied to headers.
     pub claim_to_headers: Vec<ClaimToHeader>,
+    /// API-key table: set for an `api_keys` provider (then `keys` is an empty static set and
+    /// `settings` is unused).
+    pub api_keys: Option<ApiKeys>,
+    /// `jti` replay detection.
+    pub replay: Option<ReplaySettings>,
     /// Deepest object/array nesting accepted in a verified payload (1 = flat).
     pub max_claim_depth: usize,
 }
@@ -120,8 +128,17 @@ impl JwtAuthnConfig {
     }
 }
 
-/// Compiles a parsed document.
+/// Compiles a parsed document, reading `environment_variable` references from the process
+/// environment (in the guest: what the proxy gave the VM).
 pub fn compile(raw: &RawConfig) -> Result<JwtAuthnConfig, ConfigErrors> {
+    compile_with_env(raw, &ProcessEnv)
+}
+
+/// Compiles a parsed document with `environment_variable` references read from `env`.
+pub fn compile_with_env(
+    raw: &RawConfig,
+    env: &dyn Environment,
+) -> Result<JwtAuthnConfig, ConfigErrors> {
     let mut errs = ConfigErrors::default();
     if raw.providers.is_empty() {
         errs.push("providers", "at least one provider is required");
@@ -129,7 +146,7 @@ pub fn compile(raw: &RawConfig) -> Result<JwtAuthnConfig, ConfigErrors> {
     let names: Vec<&str> = raw.providers.keys().map(String::as_str).collect();
     let mut providers = Vec::new();
     for (name, p) in &raw.providers {
-        if let Some(p) = super::providers::compile_provider(name, p, &mut errs) {
+        if let Some(p) = super::providers::compile_provider(name, p, env, &mut errs) {
             providers.push(p);
         }
     }

@@ -55,6 +55,15 @@ pub struct RawProvider {
     /// One HMAC secret (HS256/384/512).
     #[serde(default)]
     pub hmac_secret: Option<RawHmacSecret>,
+    /// Not a JWT issuer: API keys (Kong key-auth style) mapped to consumers. The key is read from
+    /// `from_headers` / `from_params` / `from_cookies` (default: header `x-api-key`, whole value)
+    /// and handed off like a verified token's subject. JWT-only fields are refused with it.
+    #[serde(default)]
+    pub api_keys: Option<super::api_key::RawApiKeys>,
+    /// `jti` replay detection across workers (NIST SP 800-204 MS-SS-08): each token's `jti` is
+    /// admitted once within its lifetime. Requires `require_expiration` (the default).
+    #[serde(default)]
+    pub jti_replay: Option<super::replay::RawJtiReplay>,
     /// Keys found through `<issuer>/.well-known/openid-configuration` → `jwks_uri`.
     #[serde(default)]
     pub openid_discovery: Option<RawOpenIdDiscovery>,
@@ -192,14 +201,21 @@ pub struct RawOpenIdDiscovery {
     pub max_body_bytes: Option<usize>,
 }
 
-/// An HMAC secret. The secret must be at least as long as the hash (32/48/64 bytes).
+/// An HMAC secret. The secret must be at least as long as the hash (32/48/64 bytes). Exactly one
+/// of `inline_base64` and `environment_variable`.
 #[derive(Debug, Clone, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RawHmacSecret {
     /// HS256, HS384 or HS512.
     pub algorithm: Algorithm,
     /// The secret, standard base64 (padding optional).
-    pub inline_base64: String,
+    #[serde(default)]
+    pub inline_base64: Option<String>,
+    /// Name of an environment variable of the proxy holding the secret in standard base64, read
+    /// once at configure time (Envoy `vm_config.environment_variables`, Istio WasmPlugin
+    /// `vmConfig.env`). Unset → the config is refused, naming the variable.
+    #[serde(default)]
+    pub environment_variable: Option<String>,
 }
 
 /// Envoy `JwtHeader`.

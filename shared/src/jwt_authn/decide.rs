@@ -13,6 +13,7 @@ use super::compile::{JwtAuthnConfig, RuleAction};
 use super::extract::{header_str, strip_cookies, strip_params, Found, RequestParts};
 use super::outputs::{claim_at, claim_header_value, payload_header_value};
 use super::reason;
+use super::replay::{NoReplayStore, ReplayGuard};
 use super::requirements::{evaluate, Evaluation, Verdict, Verdicts, Wait};
 use super::response::{local_reply, LocalReply, Refusal};
 
@@ -127,12 +128,27 @@ pub enum Decision {
 }
 
 /// Decides one request. `headers` are the request headers (with `:method` and `:path`) after
-/// the filter removed [`JwtAuthnConfig::output_headers`]; `now` is Unix seconds.
+/// the filter removed [`JwtAuthnConfig::output_headers`]; `now` is Unix seconds. Without a
+/// replay store: tokens of providers with `jti_replay` are refused (`replay_check_failed`);
+/// the filter uses [`decide_with`].
 pub fn decide(
     cfg: &JwtAuthnConfig,
     headers: &[(String, Vec<u8>)],
     keys: &dyn KeyView,
     cache: &mut VerifiedCache,
+    now: i64,
+) -> Decision {
+    decide_with(cfg, headers, keys, cache, &mut NoReplayStore, now)
+}
+
+/// [`decide`] with `jti` replay checks by `replay` (every verified token of a provider with
+/// `jti_replay`, cached or not, is checked once per request).
+pub fn decide_with(
+    cfg: &JwtAuthnConfig,
+    headers: &[(String, Vec<u8>)],
+    keys: &dyn KeyView,
+    cache: &mut VerifiedCache,
+    replay: &mut dyn ReplayGuard,
     now: i64,
 ) -> Decision {
     let method = header_str(headers, ":method").unwrap_or("");
@@ -172,6 +188,7 @@ pub fn decide(
         cfg,
         keys,
         cache,
+        replay,
         now,
         tokens: &tokens,
         relevant: &relevant,
@@ -269,6 +286,7 @@ struct Oracle<'a> {
     cfg: &'a JwtAuthnConfig,
     keys: &'a dyn KeyView,
     cache: &'a mut VerifiedCache,
+    replay: &'a mut dyn ReplayGuard,
     now: i64,
     tokens: &'a [Option<Found>],
     relevant: &'a [usize],
@@ -285,7 +303,30 @@ impl Oracle<'_> {
         })
     }
 
+    /// The verdict of provider `p` on `token`: an API key looked up, or a JWT validated (cache
+    /// first) and then checked against replays.
     fn verify(
+        &mut self,
+        p: usize,
+        token: &str,
+    ) -> Result<(Verdict, Option<Rc<VerifiedToken>>), Wait> {
+        let Some(provider) = self.cfg.providers.get(p) else {
+            return Ok((Verdict::Failed(reason::INTERNAL), None));
+        };
+        if let Some(api_keys) = &provider.api_keys {
+            return Ok(api_keys.verdict(token.as_bytes()));
+        }
+        let (verdict, verified) = self.verify_jwt(p, token)?;
+        Ok(match (&provider.replay, verified) {
+            (Some(s), Some(t)) => match self.replay.check(p, s, &t, self.now) {
+                Ok(()) => (verdict, Some(t)),
+                Err(r) => (Verdict::Failed(r), None),
+            },
+            (_, verified) => (verdict, verified),
+        })
+    }
+
+    fn verify_jwt(
         &mut self,
         p: usize,
         token: &str,

@@ -17,6 +17,7 @@
 #[cfg(test)]
 #[allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 mod bounds_tests;
+pub mod api_key;
 pub mod cache;
 pub mod compile;
 pub mod config;
@@ -27,8 +28,13 @@ pub mod jwks;
 pub mod matcher;
 pub mod outputs;
 mod providers;
+pub mod replay;
 pub mod requirements;
 pub mod response;
+pub mod secret;
+#[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+mod identity_tests;
 #[cfg(test)]
 #[allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 pub(crate) mod test_support;
@@ -57,6 +63,14 @@ pub mod reason {
     pub const KEYS_UNAVAILABLE: &str = "keys_unavailable";
     /// A hostcall failed while handling the request (fail closed).
     pub const INTERNAL: &str = "internal_error";
+    /// An API key that matches no configured digest.
+    pub const UNKNOWN_API_KEY: &str = "unknown_api_key";
+    /// The token's `jti` was already used within its lifetime (`jti_replay`).
+    pub const REPLAYED: &str = "replayed";
+    /// The replay store's bucket for this token is full of live records (fail closed).
+    pub const REPLAY_FULL: &str = "replay_cache_full";
+    /// The replay store failed or stayed contended (fail closed).
+    pub const REPLAY_FAILED: &str = "replay_check_failed";
     /// The verified payload nests objects/arrays deeper than the provider's `max_claim_depth`.
     pub const CLAIMS_TOO_DEEP: &str = "claims_too_deep";
 
@@ -68,6 +82,10 @@ pub mod reason {
         MULTIPLE_TOKENS,
         KEYS_UNAVAILABLE,
         INTERNAL,
+        UNKNOWN_API_KEY,
+        REPLAYED,
+        REPLAY_FULL,
+        REPLAY_FAILED,
         CLAIMS_TOO_DEEP,
         "too_large",
         "malformed",

@@ -9,11 +9,14 @@ use sha2::{Digest, Sha256};
 use crate::config::{parse_duration, ConfigErrors};
 use crate::jwt::{Algorithm, KeySet, ValidationSettings};
 
+use super::api_key;
 use super::compile::{ClaimToHeader, KeySource, Provider, RemoteKeys};
 use super::config::{RawOpenIdDiscovery, RawProvider, RawRemoteJwks};
 use super::extract::{HeaderLocation, Locations};
 use super::fetch::{discovery_uri, HttpTarget, KeyFetch};
 use super::jwks::JwksPolicy;
+use super::replay::ReplaySettings;
+use super::secret::{self, Environment};
 
 const HMAC: [Algorithm; 3] = [Algorithm::HS256, Algorithm::HS384, Algorithm::HS512];
 
@@ -21,6 +24,7 @@ const HMAC: [Algorithm; 3] = [Algorithm::HS256, Algorithm::HS384, Algorithm::HS5
 pub(crate) fn compile_provider(
     name: &str,
     p: &RawProvider,
+    env: &dyn Environment,
     errs: &mut ConfigErrors,
 ) -> Option<Provider> {
     let path = format!("providers.{name}");
@@ -44,8 +48,15 @@ pub(crate) fn compile_provider(
             errs.push(format!("{path}.audiences[{i}]"), "must not be empty");
         }
     }
-    let keys = compile_keys(name, p, &path, errs);
-    let allowed_algorithms = compile_algorithms(p, &keys, &path, errs);
+    let api_keys = p.api_keys.as_ref().and_then(|a| {
+        api_key::refuse_jwt_fields(p, &path, errs);
+        api_key::compile(a, p.issuer.as_deref(), env, &format!("{path}.api_keys"), errs)
+    });
+    let keys = compile_keys(name, p, env, &path, errs);
+    let allowed_algorithms = match p.api_keys {
+        Some(_) => Vec::new(),
+        None => compile_algorithms(p, &keys, &path, errs),
+    };
     let max_token_bytes = p.max_token_bytes.unwrap_or(8192);
     if !(1..=65_536).contains(&max_token_bytes) {
         errs.push(format!("{path}.max_token_bytes"), "must be 1..=65536");
@@ -69,6 +80,20 @@ pub(crate) fn compile_provider(
         required_typ: p.required_typ.clone(),
         max_token_bytes,
         require_jti: p.require_jti,
+    };
+    let replay = p.jti_replay.as_ref().map(|r| {
+        let rpath = format!("{path}.jti_replay");
+        if !settings.require_exp {
+            errs.push(
+                &rpath,
+                "requires `require_expiration: true` (a record lives until the token's exp)",
+            );
+        }
+        ReplaySettings::compile(r, name, settings.clock_skew_seconds, &rpath, errs)
+    });
+    let settings = ValidationSettings {
+        require_jti: settings.require_jti || replay.as_ref().is_some_and(|r| r.required),
+        ..settings
     };
     if settings.clock_skew_seconds > 3600 {
         errs.push(format!("{path}.clock_skew_seconds"), "at most 3600");
@@ -106,6 +131,8 @@ pub(crate) fn compile_provider(
         forward: p.forward,
         forward_payload_header,
         claim_to_headers,
+        api_keys,
+        replay,
         max_claim_depth,
     })
 }
@@ -126,6 +153,7 @@ fn max_body_bytes(v: Option<usize>, path: String, errs: &mut ConfigErrors) -> us
 fn compile_keys(
     name: &str,
     p: &RawProvider,
+    env: &dyn Environment,
     path: &str,
     errs: &mut ConfigErrors,
 ) -> Option<KeySource> {
@@ -134,6 +162,7 @@ fn compile_keys(
         p.remote_jwks.is_some(),
         p.hmac_secret.is_some(),
         p.openid_discovery.is_some(),
+        p.api_keys.is_some(),
     ]
     .iter()
     .filter(|b| **b)
@@ -141,9 +170,14 @@ fn compile_keys(
     if sources != 1 {
         errs.push(
             path,
-            "exactly one of `local_jwks`, `remote_jwks`, `hmac_secret`, `openid_discovery` is required",
+            "exactly one of `local_jwks`, `remote_jwks`, `hmac_secret`, `openid_discovery`, \
+             `api_keys` is required",
         );
         return None;
+    }
+    if p.api_keys.is_some() {
+        // No JWT keys: the key table is `Provider::api_keys`.
+        return Some(KeySource::Static(KeySet::default()));
     }
     if let Some(local) = &p.local_jwks {
         return match KeySet::from_jwks_json(local.inline_string.as_bytes()) {
@@ -155,12 +189,12 @@ fn compile_keys(
         };
     }
     if let Some(h) = &p.hmac_secret {
-        let field = format!("{path}.hmac_secret.inline_base64");
+        let (field, text, what) = secret::hmac_text(h, env, &format!("{path}.hmac_secret"), errs)?;
         let secret = STANDARD
-            .decode(h.inline_base64.trim())
-            .or_else(|_| STANDARD_NO_PAD.decode(h.inline_base64.trim()));
+            .decode(text.trim())
+            .or_else(|_| STANDARD_NO_PAD.decode(text.trim()));
         let Ok(secret) = secret else {
-            errs.push(field, "not valid standard base64");
+            errs.push(field, format!("{what} valid standard base64"));
             return None;
         };
         return match KeySet::from_hmac_secret(h.algorithm, &secret) {
@@ -385,6 +419,11 @@ fn compile_algorithms(
 fn compile_locations(p: &RawProvider, path: &str, errs: &mut ConfigErrors) -> Locations {
     let none_given =
         p.from_headers.is_none() && p.from_params.is_none() && p.from_cookies.is_none();
+    // API keys: a dedicated header, the whole value (Kong key-auth reads `apikey`).
+    let (default_header, default_prefix) = match p.api_keys {
+        Some(_) => ("x-api-key", ""),
+        None => ("authorization", "Bearer "),
+    };
     let headers = match &p.from_headers {
         Some(list) => list
             .iter()
@@ -404,8 +443,8 @@ fn compile_locations(p: &RawProvider, path: &str, errs: &mut ConfigErrors) -> Lo
             })
             .collect(),
         None if none_given => vec![HeaderLocation {
-            name: "authorization".to_string(),
-            value_prefix: "Bearer ".to_string(),
+            name: default_header.to_string(),
+            value_prefix: default_prefix.to_string(),
         }],
         None => Vec::new(),
     };
