@@ -9,6 +9,7 @@ pub mod audit;
 pub mod config;
 pub mod handoff;
 pub mod headers;
+pub mod identity;
 pub mod jwt;
 pub mod jwt_authn;
 pub mod limiter;

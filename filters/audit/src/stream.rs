@@ -7,6 +7,7 @@ use meshguard_core::audit::plan::{log_plan, request_plan, LogInput, Seen};
 use meshguard_core::audit::props;
 use meshguard_core::audit::stages::Handoff;
 use meshguard_core::handoff::AUDIT_RECORD;
+use meshguard_core::identity::{ClaimsSource, EnvoyJwtAuthn};
 use meshguard_host::{self as host, Headers, HostError};
 use proxy_wasm::traits::{Context, HttpContext};
 use proxy_wasm::types::{Action, LogLevel};
@@ -71,7 +72,29 @@ impl AuditStream {
     }
 
     fn handoff(&self) -> Handoff {
+        if let ClaimsSource::EnvoyJwtAuthn(source) = &self.shared.config.claims_source {
+            return self.handoff_with_envoy_claims(source);
+        }
         Handoff::read(|key| self.property(&[key]))
+    }
+
+    /// The hand-off with the identity Envoy's jwt_authn verified in place of jwt-authn's keys.
+    fn handoff_with_envoy_claims(&self, source: &EnvoyJwtAuthn) -> Handoff {
+        use meshguard_core::handoff::{
+            JWT_ISSUER, JWT_OUTCOME, JWT_PROVIDER, JWT_REASON, JWT_SUBJECT,
+        };
+        let handoff = Handoff::read(|key| match key {
+            JWT_OUTCOME | JWT_REASON | JWT_ISSUER | JWT_SUBJECT | JWT_PROVIDER => None,
+            _ => self.property(&[key]),
+        });
+        let claims = source.select(|path| Ok::<_, HostError>(self.property(path)));
+        match claims {
+            Ok(claims) => handoff.with_envoy_claims(&claims),
+            Err(e) => {
+                self.error(&e);
+                handoff
+            }
+        }
     }
 
     fn error(&self, e: &HostError) {

@@ -12,6 +12,7 @@ use std::rc::Rc;
 
 use meshguard_core::config::FilterConfig;
 use meshguard_core::handoff;
+use meshguard_core::identity::{ClaimsSource, EnvoyClaims, EnvoyJwtAuthn};
 use meshguard_core::policy::{ip, Authorizer, Decision, Jwt, Outcome, Request, Verdict};
 use meshguard_host::{self as host, Headers};
 use proxy_wasm::traits::{Context, HttpContext, RootContext};
@@ -103,6 +104,25 @@ fn port_of(bytes: &[u8]) -> Option<u16> {
     u16::try_from(u64::from_le_bytes(raw)).ok()
 }
 
+/// Verified payload, issuer, subject.
+type JwtFacts = (Value, Option<String>, Option<String>);
+
+/// The claims Envoy's jwt_authn verified (`claims_source.envoy_jwt_authn`); `None` when there
+/// are none or they are not accepted: the request is then unauthenticated.
+fn envoy_claims(source: &EnvoyJwtAuthn) -> host::Result<Option<JwtFacts>> {
+    match source.select(host::property)? {
+        EnvoyClaims::Verified(v) => Ok(Some((v.payload, Some(v.issuer), v.subject))),
+        EnvoyClaims::Missing => Ok(None),
+        EnvoyClaims::Rejected(why) => {
+            host::log(
+                LogLevel::Debug,
+                &format!("authz: jwt_authn payload not accepted: {}", why.as_str()),
+            );
+            Ok(None)
+        }
+    }
+}
+
 fn read_facts(state: &Configured) -> host::Result<Facts> {
     let needs = state.authz.needs();
     let text = |path: &[&str], needed: bool| {
@@ -128,7 +148,13 @@ fn read_facts(state: &Configured) -> host::Result<Facts> {
     } else {
         None
     };
-    let jwt = if needs.jwt
+    let envoy_jwt = match (needs.jwt, state.authz.claims_source()) {
+        (true, ClaimsSource::EnvoyJwtAuthn(source)) => Some(envoy_claims(source)?),
+        _ => None,
+    };
+    let jwt = if let Some(jwt) = envoy_jwt {
+        jwt
+    } else if needs.jwt
         && host::property_string(&[handoff::JWT_OUTCOME])?.as_deref() == Some("verified")
     {
         match host::property(&[handoff::JWT_PAYLOAD])?

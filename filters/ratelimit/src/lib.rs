@@ -13,6 +13,7 @@ use std::rc::Rc;
 
 use meshguard_core::config::FilterConfig;
 use meshguard_core::handoff;
+use meshguard_core::identity::ClaimsSource;
 use meshguard_core::limiter::config::{FailureMode, RateLimitConfig};
 use meshguard_core::limiter::decision::{count_response, evaluate, Decision, Evaluation};
 use meshguard_core::limiter::descriptor::DescriptorSource;
@@ -179,7 +180,17 @@ impl RateLimitStream {
         } else {
             None
         };
-        let (payload, subject) = if state.needs.jwt {
+        let envoy = match (&state.config.claims_source, state.needs.jwt) {
+            (ClaimsSource::EnvoyJwtAuthn(source), true) => Some(source.select(host::property)?),
+            _ => None,
+        };
+        let (payload, subject) = if let Some(claims) = envoy {
+            // Envoy's jwt_authn verified these (`claims_source.envoy_jwt_authn`); none accepted:
+            // the request has no claims, exactly like a missing hand-off.
+            claims
+                .into_verified()
+                .map_or((None, None), |v| (Some(v.payload), v.subject))
+        } else if state.needs.jwt {
             let payload = host::property(&[handoff::JWT_PAYLOAD])?
                 .and_then(|bytes| serde_json::from_slice::<serde_json::Value>(&bytes).ok());
             (payload, host::property_string(&[handoff::JWT_SUBJECT])?)

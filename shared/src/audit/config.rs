@@ -226,6 +226,9 @@ pub struct RawAuditConfig {
     pub filter_state: bool,
     /// Redaction of the record.
     pub redaction: RawRedaction,
+    /// Where the verified identity (subject, issuer) comes from: `{"meshguard_jwt_authn": {}}`
+    /// (default) or `{"envoy_jwt_authn": {"providers": {...}}}` (see [`crate::identity`]).
+    pub claims_source: crate::identity::ClaimsSourceRaw,
 }
 
 impl Default for RawAuditConfig {
@@ -239,6 +242,7 @@ impl Default for RawAuditConfig {
             log_level: Some(LogLevel::Info),
             filter_state: true,
             redaction: RawRedaction::default(),
+            claims_source: crate::identity::ClaimsSourceRaw::default(),
         }
     }
 }
@@ -264,6 +268,8 @@ pub struct AuditConfig {
     pub filter_state: bool,
     /// Record redaction.
     pub redaction: Redaction,
+    /// Where the verified identity comes from.
+    pub claims_source: crate::identity::ClaimsSource,
 }
 
 impl FilterConfig for AuditConfig {
@@ -289,6 +295,7 @@ impl Default for AuditConfig {
             log_level: Some(LogLevel::Info),
             filter_state: true,
             redaction: Redaction::strict(),
+            claims_source: crate::identity::ClaimsSource::MeshguardJwtAuthn,
         })
     }
 }
@@ -379,6 +386,11 @@ pub fn compile(raw: RawAuditConfig) -> Result<AuditConfig, ConfigErrors> {
             redact_headers,
             token_digest: r.token_digest,
         },
+        claims_source: crate::identity::ClaimsSource::compile(
+            &raw.claims_source,
+            "claims_source",
+            &mut errors,
+        ),
     };
     errors.into_result(config)
 }

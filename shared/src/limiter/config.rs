@@ -33,6 +33,8 @@ pub struct RateLimitConfig {
     pub xff_num_trusted_hops: u32,
     /// The limited reply and the headers.
     pub response: ResponseConfig,
+    /// Where the verified JWT claims come from.
+    pub claims_source: crate::identity::ClaimsSource,
 }
 
 /// Fail closed or open when the counters cannot be updated.
@@ -176,6 +178,11 @@ pub fn compile(raw: &RawRateLimitConfig) -> Result<RateLimitConfig, ConfigErrors
                 == RawXRateLimitHeaders::DraftVersion03,
             headers_on_allowed: raw.headers_on_allowed,
         },
+        claims_source: crate::identity::ClaimsSource::compile(
+            &raw.claims_source,
+            "claims_source",
+            &mut errors,
+        ),
     };
     errors.into_result(config)
 }

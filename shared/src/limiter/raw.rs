@@ -64,6 +64,11 @@ pub struct RawRateLimitConfig {
     /// limited reply).
     #[serde(default)]
     pub headers_on_allowed: bool,
+    /// Where the verified JWT claims (`jwt_claim` descriptors, `tiers`) come from:
+    /// `{"meshguard_jwt_authn": {}}` (default) or `{"envoy_jwt_authn": {"providers": {...}}}`
+    /// (see [`crate::identity`]).
+    #[serde(default)]
+    pub claims_source: crate::identity::ClaimsSourceRaw,
 }
 
 /// Fail closed or open.

@@ -74,6 +74,7 @@ pub use raw::AuthzConfigRaw;
 pub use response::DenyResponse;
 
 use crate::config::{parse_json, ConfigErrors, FilterConfig};
+use crate::identity::ClaimsSource;
 use compile::Compiler;
 use eval::{Evaluator, Mode};
 
@@ -88,6 +89,7 @@ pub struct Authorizer {
     needs: Needs,
     has_enforced_allow: bool,
     has_any_allow: bool,
+    claims_source: ClaimsSource,
 }
 
 /// A local reply to send for a denied request.
@@ -140,6 +142,7 @@ impl Authorizer {
             }
             (false, false, false) => Mode::Policies,
         };
+        let claims_source = ClaimsSource::compile(&raw.claims_source, "claims_source", &mut errors);
         let default_response = match &raw.deny_response {
             Some(r) => DenyResponse::compile(r, "deny_response", &mut errors),
             None => DenyResponse::default(),
@@ -176,6 +179,7 @@ impl Authorizer {
             global_dry_run: raw.dry_run,
             default_response,
             needs,
+            claims_source,
         };
         errors.into_result(authorizer)
     }
@@ -228,6 +232,11 @@ impl Authorizer {
     /// Which request attributes the policies read.
     pub fn needs(&self) -> Needs {
         self.needs
+    }
+
+    /// Where the verified JWT claims come from.
+    pub fn claims_source(&self) -> &ClaimsSource {
+        &self.claims_source
     }
 
     /// The global dry-run switch.

@@ -29,6 +29,10 @@ pub struct AuthzConfigRaw {
     /// `{"error":"forbidden"}` (`{"error":"insufficient_scope"}` for missing scopes).
     #[serde(default)]
     pub deny_response: Option<DenyResponseRaw>,
+    /// Where the verified JWT claims come from: `{"meshguard_jwt_authn": {}}` (default) or
+    /// `{"envoy_jwt_authn": {"providers": {...}}}` (see [`crate::identity`]).
+    #[serde(default)]
+    pub claims_source: crate::identity::ClaimsSourceRaw,
 }
 
 /// One policy (Istio's AuthorizationPolicy `spec`).
