@@ -6,6 +6,8 @@
 
 #[path = "jwt_authn/remote.rs"]
 mod remote;
+#[path = "jwt_authn/workers.rs"]
+mod workers;
 
 use meshguard_harness::{Clock, HarnessError, Host, HostBuilder, Outcome, Request};
 use meshguard_wasm_artifacts::JWT_AUTHN;

@@ -539,10 +539,18 @@ impl Host {
                     if t > now {
                         clock.advance(Duration::from_nanos(t - now));
                     }
-                    if let Some((due, w, f)) =
+                    if let Some((due, _, _)) =
                         next_tick.filter(|(due, _, _)| *due <= clock.unix_nanos())
                     {
-                        self.tick(w, f, due)?;
+                        // Ticks due at the same instant on several workers run at the same
+                        // moment in Envoy (one thread each): they race on shared data.
+                        let due_now = self.ticks_due_at(due)?;
+                        self.race(|| -> Result<()> {
+                            for (w, f) in due_now {
+                                self.tick(w, f, due)?;
+                            }
+                            Ok(())
+                        })?;
                     }
                     for w in 0..self.inner.workers.len() {
                         let mut worker = lock(self.inner.worker(w)?);
@@ -576,6 +584,32 @@ impl Host {
             }
         }
         Ok(best)
+    }
+
+    /// Every (worker, filter) whose tick is due exactly at `due`.
+    fn ticks_due_at(&self, due: u64) -> Result<Vec<(usize, usize)>> {
+        let mut out = Vec::new();
+        for w in 0..self.inner.workers.len() {
+            let worker = lock(self.inner.worker(w)?);
+            for (f, vm) in worker.vms.iter().enumerate() {
+                if !vm.failed && vm.store.data().next_tick == Some(due) {
+                    out.push((w, f));
+                }
+            }
+        }
+        Ok(out)
+    }
+
+    /// Runs `f` as if the worker callbacks it drives ran at the same moment, each on its own
+    /// thread: every worker's shared-data reads see the data as it was when `f` began, until that
+    /// worker's own first write (later reads and writes see the live data; CAS is checked against
+    /// it). This is the interleaving where all workers read before any writes, the one that
+    /// breaks a read-then-unconditional-write. Ticks due at the same instant always run this way.
+    pub fn race<T>(&self, f: impl FnOnce() -> T) -> T {
+        lock(&self.inner.shared.data).open_race();
+        let out = f();
+        lock(&self.inner.shared.data).close_race();
+        out
     }
 
     fn tick(&self, w: usize, f: usize, due: u64) -> Result<()> {

@@ -22,6 +22,20 @@ pub(crate) fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
 pub(crate) struct SharedData {
     by_vm: HashMap<String, HashMap<String, (Vec<u8>, u32)>>,
     last_cas: u32,
+    /// While a race is open ([`crate::Host::race`]): the data as it was when it opened, and the
+    /// workers that have written since (they read the live data again).
+    race: Option<Race>,
+}
+
+/// Workers running "at the same moment": each one's reads see the data as it was when the race
+/// opened, until its own first write. That is the interleaving where every worker reads before
+/// any of the others writes, the one that breaks a read-then-unconditional-write.
+#[derive(Debug)]
+struct Race {
+    snapshot: HashMap<String, HashMap<String, (Vec<u8>, u32)>>,
+    /// Readers (by worker; `None` = a VM outside the workers) that see the live data.
+    live: Vec<Option<usize>>,
+    depth: usize,
 }
 
 impl SharedData {
@@ -33,6 +47,7 @@ impl SharedData {
         self.last_cas
     }
 
+    /// The live value of `key` (what the test inspects).
     pub(crate) fn get(&self, vm_id: &str, key: &str) -> Option<(Vec<u8>, u32)> {
         self.by_vm.get(vm_id)?.get(key).cloned()
     }
@@ -45,16 +60,73 @@ impl SharedData {
             .fold((0, 0), |(n, b), (k, (v, _))| (n + 1, b + k.len() + v.len()))
     }
 
-    /// `cas == 0`: unconditional. Otherwise it must equal the current CAS of the key (a key that
-    /// does not exist has no CAS, so a non-zero CAS on it mismatches).
+    /// `key` as VM of `worker` reads it: the race snapshot until that worker wrote.
+    pub(crate) fn get_as(
+        &self,
+        worker: Option<usize>,
+        vm_id: &str,
+        key: &str,
+    ) -> Option<(Vec<u8>, u32)> {
+        match &self.race {
+            Some(r) if !r.live.contains(&worker) => r.snapshot.get(vm_id)?.get(key).cloned(),
+            _ => self.get(vm_id, key),
+        }
+    }
+
+    /// Opens (or nests) a race.
+    pub(crate) fn open_race(&mut self) {
+        match &mut self.race {
+            Some(r) => r.depth += 1,
+            None => {
+                self.race = Some(Race {
+                    snapshot: self.by_vm.clone(),
+                    live: Vec::new(),
+                    depth: 1,
+                });
+            }
+        }
+    }
+
+    /// Closes a race opened by [`SharedData::open_race`].
+    pub(crate) fn close_race(&mut self) {
+        if let Some(r) = &mut self.race {
+            r.depth = r.depth.saturating_sub(1);
+            if r.depth == 0 {
+                self.race = None;
+            }
+        }
+    }
+
+    /// [`SharedData::set`] by VM of `worker`: from then on, in a race, that worker reads live.
+    pub(crate) fn set_as(
+        &mut self,
+        worker: Option<usize>,
+        vm_id: &str,
+        key: &str,
+        value: &[u8],
+        cas: u32,
+    ) -> Status {
+        if let Some(r) = &mut self.race {
+            if !r.live.contains(&worker) {
+                r.live.push(worker);
+            }
+        }
+        self.set(vm_id, key, value, cas)
+    }
+
+    /// `cas == 0`: unconditional. Otherwise it must equal the current CAS of an existing key
+    /// (`CAS_MISMATCH` if not). A missing key is created whatever the CAS, as cpp-host's
+    /// `SharedData::set` does: the ABI has no atomic "create if absent".
     pub(crate) fn set(&mut self, vm_id: &str, key: &str, value: &[u8], cas: u32) -> Status {
         let current = self
             .by_vm
             .get(vm_id)
             .and_then(|m| m.get(key))
             .map(|(_, c)| *c);
-        if cas != 0 && current != Some(cas) {
-            return Status::CasMismatch;
+        if let Some(current) = current {
+            if cas != 0 && current != cas {
+                return Status::CasMismatch;
+            }
         }
         let next = self.next_cas();
         self.by_vm

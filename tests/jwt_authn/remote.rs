@@ -34,7 +34,7 @@ fn remote_config(extra: Value) -> Value {
     })
 }
 
-fn jwks(name: &str) -> HttpResponse {
+pub(crate) fn jwks(name: &str) -> HttpResponse {
     HttpResponse::ok()
         .header("content-type", "application/json")
         .body(fx()[name].as_str().unwrap().as_bytes().to_vec())
@@ -48,7 +48,7 @@ fn host(workers: usize, upstream: Upstream, extra: Value) -> Host {
         .unwrap()
 }
 
-fn request(host: &Host, worker: usize, token: &str) -> HttpStream {
+pub(crate) fn request(host: &Host, worker: usize, token: &str) -> HttpStream {
     let mut s = host.stream_on(worker).unwrap();
     s.request_headers(
         [

@@ -7,7 +7,7 @@ use std::rc::Rc;
 use meshguard_core::jwt::KeySet;
 use meshguard_core::jwt_authn::decide::{KeyView, ProviderKeys};
 use meshguard_core::jwt_authn::jwks::{
-    freshness, try_acquire, unknown_kid_should_wait, FetchReason, JwksRecord, KeyProgress,
+    freshness, try_acquire, FetchReason, JwksRecord, KeyProgress,
 };
 use meshguard_core::jwt_authn::{JwtAuthnConfig, KeySource, RemoteKeys};
 use meshguard_host::{self as host, CasOutcome};
@@ -135,6 +135,25 @@ impl KeyStore {
         }
     }
 
+    /// Creates every remote provider's shared record that does not exist yet (at configure
+    /// time, before this worker can tick or see a request), so that every later lease or write
+    /// is a real compare-and-swap: a record that does not exist has no CAS value, and a write
+    /// to it would be unconditional, letting two workers both take the fetch lease.
+    ///
+    /// The ABI has no atomic "create if absent": two workers configuring at the same moment may
+    /// both write the empty record, which is harmless as long as neither holds a lease yet.
+    pub fn create_records(&self) -> host::Result<usize> {
+        let mut created = 0;
+        for p in self.remote_providers() {
+            if let Some(key) = self.remote(p).map(|r| r.shared_data_key.as_str()) {
+                if create_record(key)? {
+                    created += 1;
+                }
+            }
+        }
+        Ok(created)
+    }
+
     /// Read-modify-write of `p`'s record with CAS retries. `f` returns the new record, or `None`
     /// to leave it. Returns what was written.
     pub fn update(
@@ -147,12 +166,19 @@ impl KeyStore {
         };
         for _ in 0..16 {
             let (bytes, cas) = host::shared_data(&key)?;
+            let Some(cas) = cas else {
+                // Not created at configure time (cannot happen while this VM lives, as shared
+                // data outlives it): create it, then read it back for a CAS value. Never write
+                // a lease unconditionally.
+                create_record(&key)?;
+                continue;
+            };
             let current = JwksRecord::from_bytes(bytes.as_deref());
             let Some(next) = f(&current) else {
                 self.adopt(p, current);
                 return Ok(None);
             };
-            if host::set_shared_data(&key, &next.to_bytes(), cas)? == CasOutcome::Written {
+            if host::set_shared_data(&key, &next.to_bytes(), Some(cas))? == CasOutcome::Written {
                 self.adopt(p, next.clone());
                 return Ok(Some(next));
             }
@@ -178,6 +204,15 @@ impl KeyStore {
         }
     }
 
+    /// Whether, by the record this worker last read, a fetch for `why` may start now (no lease
+    /// held, no back-off, the unknown-`kid` rate limit allows it).
+    pub fn may_fetch(&self, p: usize, now_ms: u64, why: FetchReason) -> bool {
+        match (self.record(p), self.remote(p)) {
+            (Some(rec), Some(r)) => try_acquire(rec, &r.policy, now_ms, why).is_some(),
+            _ => false,
+        }
+    }
+
     /// Whether `p` has usable keys now.
     pub fn usable(&self, p: usize, now_ms: u64) -> bool {
         match self.keys.get(p) {
@@ -197,6 +232,15 @@ impl KeyStore {
             waited,
         }
     }
+}
+
+/// Writes an empty record under `key` when none exists; true if it did.
+fn create_record(key: &str) -> host::Result<bool> {
+    if host::shared_data(key)?.1.is_some() {
+        return Ok(false);
+    }
+    host::set_shared_data(key, &JwksRecord::default().to_bytes(), None)?;
+    Ok(true)
 }
 
 /// [`KeyView`] of one request.
@@ -230,8 +274,8 @@ impl KeyView for View<'_> {
                         ProviderKeys::Ready {
                             keys,
                             generation: *generation,
-                            may_refetch: !waited
-                                && unknown_kid_should_wait(record, policy, self.now_ms),
+                            // The filter reads the shared record before it refetches.
+                            may_refetch: !waited,
                         }
                     }
                     _ if waited => ProviderKeys::Unavailable,

@@ -1,7 +1,7 @@
 //! One request: read headers → remove spoofable ones → decide (meshguard-core) → apply; and
 //! paused requests taken up again when keys arrive, the fetch ends, or their deadline passes.
 
-use meshguard_core::jwt_authn::decide::{decide, Allow, Decision, Outcome};
+use meshguard_core::jwt_authn::decide::{decide_with, Allow, Decision, Outcome};
 use meshguard_core::jwt_authn::jwks::{FetchReason, Waiter};
 use meshguard_core::jwt_authn::reason;
 use meshguard_core::jwt_authn::response::{local_reply, Refusal};
@@ -47,59 +47,93 @@ impl Worker {
                 self.store.sync(p)?;
             }
         }
-        // 3. Decide.
-        let waited = self.waited.get(&ctx).cloned().unwrap_or_default();
-        let (hits, misses) = (self.cache.hits(), self.cache.misses());
-        let view = self.store.view(now_ms, &waited);
-        let decision = decide(
-            self.store.cfg(),
-            &headers,
-            &view,
-            &mut self.cache,
-            (now_ms / 1000) as i64,
-        );
-        self.metrics
-            .cache(self.cache.hits() - hits, self.cache.misses() - misses);
-        match decision {
-            Decision::Wait {
-                provider,
-                unknown_kid,
-            } => Ok(self.wait(ctx, provider, unknown_kid, now_ms)),
-            Decision::Allow(outcome, allow) => {
-                self.forget(ctx);
-                self.apply_allow(&outcome, &allow)?;
-                self.metrics.allowed(outcome.as_str());
-                Ok(Step::Continue)
-            }
-            Decision::Deny(outcome, refusal, _) => {
-                self.forget(ctx);
-                self.refuse(outcome, refusal);
-                Ok(Step::Pause)
+        // 3. Decide; again (at most twice per provider) when waiting is not possible or new
+        // keys turned up in shared data.
+        let bound = 2 * self.store.keys.len() + 2;
+        for _ in 0..bound {
+            let waited = self.waited.get(&ctx).cloned().unwrap_or_default();
+            let (hits, misses) = (self.cache.hits(), self.cache.misses());
+            let view = self.store.view(now_ms, &waited);
+            let decision = decide_with(
+                self.store.cfg(),
+                &headers,
+                &view,
+                &mut self.cache,
+                &mut self.replay,
+                (now_ms / 1000) as i64,
+            );
+            self.metrics
+                .cache(self.cache.hits() - hits, self.cache.misses() - misses);
+            match decision {
+                Decision::Wait {
+                    provider,
+                    unknown_kid,
+                } => {
+                    if let Some(step) = self.wait(ctx, provider, unknown_kid, now_ms)? {
+                        return Ok(step);
+                    }
+                }
+                Decision::Allow(outcome, allow) => {
+                    self.forget(ctx);
+                    self.apply_allow(&outcome, &allow)?;
+                    self.metrics.allowed(outcome.as_str());
+                    return Ok(Step::Continue);
+                }
+                Decision::Deny(outcome, refusal, _) => {
+                    self.forget(ctx);
+                    self.refuse(outcome, refusal);
+                    return Ok(Step::Pause);
+                }
             }
         }
+        self.forget(ctx);
+        self.fail_closed();
+        Ok(Step::Pause)
     }
 
-    fn wait(&mut self, ctx: u32, p: usize, unknown_kid: bool, now_ms: u64) -> Step {
+    /// The request needs `p`'s keys (a first load, or a refetch for an unknown `kid`). Pauses it
+    /// (`Some`) while a fetch by any worker is under way; `None`: decide again now (new keys
+    /// were found in shared data, or there is nothing to wait for).
+    fn wait(
+        &mut self,
+        ctx: u32,
+        p: usize,
+        unknown_kid: bool,
+        now_ms: u64,
+    ) -> host::Result<Option<Step>> {
         let why = if unknown_kid {
+            // Another worker may have stored the rotated keys already: read the shared record
+            // before asking for a refetch, so this worker learns them now, not on its next tick.
+            let before = self.store.progress(p, now_ms).generation;
+            self.store.sync(p)?;
+            if self.store.progress(p, now_ms).generation != before {
+                return Ok(None);
+            }
             FetchReason::UnknownKid
         } else {
             FetchReason::NeedKeys
         };
-        self.start_fetch(p, now_ms, why);
+        if self.store.may_fetch(p, now_ms, why) {
+            self.start_fetch(p, now_ms, why);
+        }
+        self.waited.entry(ctx).or_default().push(p);
+        let progress = self.store.progress(p, now_ms);
+        if !progress.fetch_in_progress {
+            // Rate limit, back-off or a failed dispatch: decide without waiting for `p`.
+            return Ok(None);
+        }
         let timeout = self
             .store
             .remote(p)
             .map_or(0, |r| r.policy.cold_start_timeout_ms);
-        let generation = self.store.progress(p, now_ms).generation;
-        self.waited.entry(ctx).or_default().push(p);
         self.waiting.add(Waiter {
             context_id: ctx,
             provider: p,
-            generation,
+            generation: progress.generation,
             deadline_ms: now_ms.saturating_add(timeout),
         });
         self.want_tick(100);
-        Step::Pause
+        Ok(Some(Step::Pause))
     }
 
     fn apply_allow(&self, outcome: &Outcome, allow: &Allow) -> host::Result<()> {

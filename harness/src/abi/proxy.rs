@@ -324,7 +324,7 @@ fn get_shared_data(
 ) -> Hc<Status> {
     let key = read_str(c, kp, kl)?;
     *args = format!("{key:?}");
-    let found = lock(&c.data().shared.data).get(&c.data().info.vm_id, &key);
+    let found = lock(&c.data().shared.data).get_as(c.data().worker, &c.data().info.vm_id, &key);
     let Some((value, cas)) = found else {
         return Ok(Status::NotFound);
     };
@@ -346,7 +346,7 @@ fn set_shared_data(
     let value = read(c, vp, vl)?;
     *args = format!("{key:?} len={} cas={}", value.len(), cas as u32);
     let state = c.data();
-    Ok(lock(&state.shared.data).set(&state.info.vm_id, &key, &value, cas as u32))
+    Ok(lock(&state.shared.data).set_as(state.worker, &state.info.vm_id, &key, &value, cas as u32))
 }
 
 fn register_queue(c: Cx, args: &mut String, np: i32, nl: i32, idp: i32) -> Hc<Status> {
