@@ -9,6 +9,9 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+#[path = "ratelimit/scenarios.rs"]
+mod scenarios;
+
 use std::collections::BTreeSet;
 use std::time::Duration;
 
@@ -434,4 +437,11 @@ fn bad_configs_are_refused_with_the_field_path() {
             other => panic!("unexpected {other:?}"),
         }
     }
+}
+
+/// The scenario files under `tests/scenarios/ratelimit` (also replayed on Envoy by the e2e
+/// suite) pass on the harness.
+#[test]
+fn scenarios_pass_on_the_harness() {
+    assert_eq!(scenarios::run_area("ratelimit"), 3);
 }

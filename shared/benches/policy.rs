@@ -8,13 +8,18 @@
 //! matches, the worst case for a first-match scan.
 //!
 //! Run: `cargo bench -p meshguard-core --bench policy`.
+//!
+//! Instruction counts (stable on a loaded machine): with `POLICY_BENCH_ONCE=<rules>` the binary
+//! builds that config, evaluates the last-rule request once outside the measured function (to
+//! warm up), then once through `evaluate_once` and exits; count that call with
+//! `valgrind --tool=callgrind --toggle-collect='*evaluate_once*' target/release/deps/policy-<hash>`.
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use std::alloc::System;
 use std::hint::black_box;
 
-use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion};
+use criterion::{criterion_group, BenchmarkId, Criterion};
 use meshguard_core::config::FilterConfig;
 use meshguard_core::policy::{ip, Authorizer, Jwt, Outcome, Request};
 use serde_json::{json, Value};
@@ -128,5 +133,27 @@ fn bench(c: &mut Criterion) {
     });
 }
 
+/// The one evaluation callgrind counts (kept out of line so it has a symbol).
+#[inline(never)]
+fn evaluate_once(authz: &Authorizer, request: &Request<'_>) -> Outcome {
+    authz.evaluate(request).outcome
+}
+
 criterion_group!(benches, bench);
-criterion_main!(benches);
+
+fn main() {
+    if let Some(rules) = std::env::var("POLICY_BENCH_ONCE")
+        .ok()
+        .and_then(|v| v.parse::<usize>().ok())
+    {
+        let authz = config(rules);
+        let fixture = Fixture::new(&format!("/api/v{}/acme/items/42/x?page=2", rules - 1));
+        let request = fixture.request();
+        black_box(authz.evaluate(&request));
+        let outcome = evaluate_once(black_box(&authz), black_box(&request));
+        assert_eq!(outcome, Outcome::Allow);
+        return;
+    }
+    benches();
+    Criterion::default().configure_from_args().final_summary();
+}

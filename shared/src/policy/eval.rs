@@ -1,14 +1,18 @@
-//! Evaluating the compiled policies for one request. Nothing here allocates per rule: the only
-//! allocation possible is joining duplicate headers for a `request.headers[…]` condition.
+//! Evaluating the compiled policies for one request. Nothing here allocates: request-side
+//! values (path without query, method bit, path head, namespace, issuer, subject) are derived
+//! once per request and shared by every rule, and only the rules the [`RuleIndex`] names as
+//! candidates for the request's path are looked at.
 
-use std::borrow::Cow;
+use std::cell::OnceCell;
 use std::net::IpAddr;
 
 use serde_json::Value;
 
 use super::claims::{istio_claim_matches, ScopeRequirement};
 use super::gate::{method_bit, path_head};
+use super::header::HeaderValue;
 use super::identity::spiffe_namespace;
+use super::index::RuleIndex;
 use super::model::{Action, Check, Policy, Rule};
 use super::path::url_path;
 
@@ -163,48 +167,49 @@ struct Hit<'a> {
     rule: &'a Rule,
 }
 
+/// Request-side values shared by every rule: computed once per request, the costlier ones
+/// only when a rule first needs them.
 struct Ctx<'r> {
     req: &'r Request<'r>,
     url_path: &'r [u8],
     method_bit: u16,
     path_head: u64,
-    namespace: Option<&'r str>,
     payload: Option<&'r Value>,
-    issuer: Option<&'r str>,
-    subject: Option<&'r str>,
+    namespace: OnceCell<Option<&'r str>>,
+    principal: OnceCell<Option<(&'r str, &'r str)>>,
 }
 
 impl<'r> Ctx<'r> {
     fn new(req: &'r Request<'r>) -> Self {
-        let payload = req.jwt.map(|j| j.payload);
-        let claim = |name: &str| payload.and_then(|p| p.get(name)).and_then(Value::as_str);
         let url_path = url_path(req.path);
         Ctx {
             req,
             url_path,
             method_bit: method_bit(req.method),
             path_head: path_head(url_path),
-            namespace: req.peer_identity.and_then(spiffe_namespace),
-            payload,
-            issuer: req.jwt.and_then(|j| j.issuer).or_else(|| claim("iss")),
-            subject: req.jwt.and_then(|j| j.subject).or_else(|| claim("sub")),
+            payload: req.jwt.map(|j| j.payload),
+            namespace: OnceCell::new(),
+            principal: OnceCell::new(),
         }
     }
-}
 
-fn header_value<'h>(headers: &'h [(String, Vec<u8>)], name: &str) -> Option<Cow<'h, [u8]>> {
-    let mut values = headers.iter().filter(|(n, _)| n.eq_ignore_ascii_case(name));
-    let (_, first) = values.next()?;
-    let Some((_, second)) = values.next() else {
-        return Some(Cow::Borrowed(first.as_slice()));
-    };
-    // Envoy's header matchers see duplicates joined with ','.
-    let mut joined = first.clone();
-    for v in std::iter::once(second).chain(values.map(|(_, v)| v)) {
-        joined.push(b',');
-        joined.extend_from_slice(v);
+    /// The namespace of the peer's SPIFFE id.
+    fn namespace(&self) -> Option<&'r str> {
+        *self
+            .namespace
+            .get_or_init(|| self.req.peer_identity.and_then(spiffe_namespace))
     }
-    Some(Cow::Owned(joined))
+
+    /// `(iss, sub)` of the verified token: the hand-off's, else the payload's.
+    fn request_principal(&self) -> Option<(&'r str, &'r str)> {
+        *self.principal.get_or_init(|| {
+            let jwt = self.req.jwt?;
+            let claim = |name: &str| jwt.payload.get(name).and_then(Value::as_str);
+            let issuer = jwt.issuer.or_else(|| claim("iss"))?;
+            let subject = jwt.subject.or_else(|| claim("sub"))?;
+            Some((issuer, subject))
+        })
+    }
 }
 
 impl Check {
@@ -215,10 +220,10 @@ impl Check {
         };
         match self {
             Check::Principal(f) => f.matches(|p| text(req.peer_identity, p)),
-            Check::Namespace(f) => f.matches(|p| text(ctx.namespace, p)),
-            Check::RequestPrincipal(f) => f.matches(|p| match (ctx.issuer, ctx.subject) {
-                (Some(iss), Some(sub)) => p.matches(iss, sub),
-                _ => false,
+            Check::Namespace(f) => f.matches(|p| text(ctx.namespace(), p)),
+            Check::RequestPrincipal(f) => f.matches(|p| {
+                ctx.request_principal()
+                    .is_some_and(|(iss, sub)| p.matches(iss, sub))
             }),
             Check::SourceIp(f) => {
                 f.matches(|net| req.source_ip.is_some_and(|ip| net.contains(&ip)))
@@ -231,10 +236,10 @@ impl Check {
             Check::Method(f) => f.matches(|p| p.matches(req.method)),
             Check::Path(f) => f.matches(|p| p.matches(ctx.url_path)),
             Check::Header { name, values } => {
-                let value = header_value(req.headers, name);
+                let value = HeaderValue::find(req.headers, name);
                 values.matches(|p| match (p, &value) {
                     (None, Some(_)) => true,
-                    (Some(p), Some(v)) => p.matches(v),
+                    (Some(p), Some(v)) => v.matches(p),
                     (_, None) => false,
                 })
             }
@@ -291,22 +296,13 @@ fn eval_rule<'a>(rule: &'a Rule, ctx: &Ctx<'_>) -> RuleMatch<'a> {
     missing.map_or(RuleMatch::Yes, RuleMatch::OnlyScopesMissing)
 }
 
-/// The first matching rule of `policy`, and the first rule that failed only on scopes.
-fn eval_policy<'a>(
+/// One policy's evaluation in progress: its first matching rule, and the first rule before it
+/// that failed only on scopes.
+struct PolicyScan<'a> {
     policy: &'a Policy,
-    ctx: &Ctx<'_>,
-) -> (Option<Hit<'a>>, Option<&'a ScopeRequirement>) {
-    let mut missing = None;
-    for rule in &policy.rules {
-        match eval_rule(rule, ctx) {
-            RuleMatch::Yes => return (Some(Hit { policy, rule }), missing),
-            RuleMatch::OnlyScopesMissing(r) => {
-                missing.get_or_insert(r);
-            }
-            RuleMatch::No => {}
-        }
-    }
-    (None, missing)
+    wanted: bool,
+    hit: Option<Hit<'a>>,
+    missing: Option<&'a ScopeRequirement>,
 }
 
 /// What the compiled config says to do when it has no policies.
@@ -317,8 +313,60 @@ pub(crate) enum Mode {
     DenyAll,
 }
 
+/// What the policies evaluated so far decided, per kind (Istio order: DENY, then ALLOW).
+#[derive(Default)]
+struct PolicyStates<'a> {
+    enforced_deny: Option<Hit<'a>>,
+    shadow_deny: Option<Hit<'a>>,
+    enforced_allow: Option<Hit<'a>>,
+    shadow_allow: Option<Hit<'a>>,
+    enforced_missing: Option<&'a ScopeRequirement>,
+    any_missing: Option<&'a ScopeRequirement>,
+    audit: Option<Hit<'a>>,
+}
+
+impl<'a> PolicyStates<'a> {
+    /// Whether `policy` can still change the decision (or the recorded attribution).
+    fn wants(&self, policy: &Policy) -> bool {
+        match (policy.action, policy.dry_run) {
+            (Action::Deny, false) => self.enforced_deny.is_none(),
+            (Action::Deny, true) => self.enforced_deny.is_none() && self.shadow_deny.is_none(),
+            (Action::Allow, false) => self.enforced_deny.is_none() && self.enforced_allow.is_none(),
+            (Action::Allow, true) => {
+                self.enforced_deny.is_none()
+                    && self.enforced_allow.is_none()
+                    && self.shadow_allow.is_none()
+            }
+            (Action::Audit, _) => self.audit.is_none(),
+        }
+    }
+
+    /// Takes in the result of one wanted policy.
+    fn record(&mut self, scan: PolicyScan<'a>) {
+        if !scan.wanted {
+            return;
+        }
+        let (hit, missing) = (scan.hit, scan.missing);
+        match (scan.policy.action, scan.policy.dry_run) {
+            (Action::Deny, false) => self.enforced_deny = hit,
+            (Action::Deny, true) => self.shadow_deny = hit,
+            (Action::Allow, dry_run) => {
+                if dry_run {
+                    self.shadow_allow = hit;
+                } else {
+                    self.enforced_allow = hit;
+                    self.enforced_missing = self.enforced_missing.or(missing);
+                }
+                self.any_missing = self.any_missing.or(missing);
+            }
+            (Action::Audit, _) => self.audit = hit,
+        }
+    }
+}
+
 pub(crate) struct Evaluator<'a> {
     pub(crate) policies: &'a [Policy],
+    pub(crate) index: &'a RuleIndex,
     pub(crate) mode: Mode,
     pub(crate) global_dry_run: bool,
     pub(crate) has_enforced_allow: bool,
@@ -343,42 +391,57 @@ impl<'a> Evaluator<'a> {
 
     fn evaluate_policies(&self, req: &Request<'_>) -> Decision<'a> {
         let ctx = Ctx::new(req);
-        let mut enforced_deny: Option<Hit<'a>> = None;
-        let mut shadow_deny: Option<Hit<'a>> = None;
-        let mut enforced_allow: Option<Hit<'a>> = None;
-        let mut shadow_allow: Option<Hit<'a>> = None;
-        let mut enforced_missing: Option<&'a ScopeRequirement> = None;
-        let mut any_missing: Option<&'a ScopeRequirement> = None;
-        let mut audit: Option<Hit<'a>> = None;
-        for policy in self.policies {
-            let wanted = match (policy.action, policy.dry_run) {
-                (Action::Deny, false) => enforced_deny.is_none(),
-                (Action::Deny, true) => enforced_deny.is_none() && shadow_deny.is_none(),
-                (Action::Allow, false) => enforced_deny.is_none() && enforced_allow.is_none(),
-                (Action::Allow, true) => {
-                    enforced_deny.is_none() && enforced_allow.is_none() && shadow_allow.is_none()
-                }
-                (Action::Audit, _) => audit.is_none(),
+        let mut state = PolicyStates::default();
+        // Only the rules whose path gate admits the request, in config order; a policy none of
+        // whose rules is a candidate cannot match and changes nothing.
+        let mut current: Option<PolicyScan<'a>> = None;
+        for (p, r) in self.index.candidates(ctx.path_head) {
+            let (Some(policy), Some(rule)) = (
+                self.policies.get(p),
+                self.policies.get(p).and_then(|policy| policy.rules.get(r)),
+            ) else {
+                continue;
             };
-            if !wanted {
+            if current
+                .as_ref()
+                .is_none_or(|c| c.policy.index != policy.index)
+            {
+                if let Some(done) = current.take() {
+                    state.record(done);
+                }
+                current = Some(PolicyScan {
+                    policy,
+                    wanted: state.wants(policy),
+                    hit: None,
+                    missing: None,
+                });
+            }
+            let Some(scan) = current.as_mut() else {
+                continue;
+            };
+            if !scan.wanted || scan.hit.is_some() {
                 continue;
             }
-            let (hit, missing) = eval_policy(policy, &ctx);
-            match (policy.action, policy.dry_run) {
-                (Action::Deny, false) => enforced_deny = hit,
-                (Action::Deny, true) => shadow_deny = hit,
-                (Action::Allow, dry_run) => {
-                    if dry_run {
-                        shadow_allow = hit;
-                    } else {
-                        enforced_allow = hit;
-                        enforced_missing = enforced_missing.or(missing);
-                    }
-                    any_missing = any_missing.or(missing);
+            match eval_rule(rule, &ctx) {
+                RuleMatch::Yes => scan.hit = Some(Hit { policy, rule }),
+                RuleMatch::OnlyScopesMissing(m) => {
+                    scan.missing.get_or_insert(m);
                 }
-                (Action::Audit, _) => audit = hit,
+                RuleMatch::No => {}
             }
         }
+        if let Some(done) = current {
+            state.record(done);
+        }
+        let PolicyStates {
+            enforced_deny,
+            shadow_deny,
+            enforced_allow,
+            shadow_allow,
+            enforced_missing,
+            any_missing,
+            audit,
+        } = state;
         let audit = audit.map(|h| (h.policy, h.rule));
         let enforced = match (enforced_deny, enforced_allow) {
             (Some(hit), _) => Verdict::by(hit),
@@ -422,22 +485,6 @@ impl<'a> Evaluator<'a> {
 mod tests {
     use super::*;
     use wasm_bindgen_test::wasm_bindgen_test;
-
-    #[wasm_bindgen_test(unsupported = test)]
-    fn duplicate_headers_are_joined_like_envoy() {
-        let headers = vec![
-            ("x-a".to_owned(), b"1".to_vec()),
-            ("x-b".to_owned(), b"2".to_vec()),
-            ("x-a".to_owned(), b"3".to_vec()),
-            ("x-a".to_owned(), b"4".to_vec()),
-        ];
-        assert_eq!(header_value(&headers, "x-b").as_deref(), Some(&b"2"[..]));
-        assert_eq!(
-            header_value(&headers, "x-a").as_deref(),
-            Some(&b"1,3,4"[..])
-        );
-        assert_eq!(header_value(&headers, "x-c"), None);
-    }
 
     #[wasm_bindgen_test(unsupported = test)]
     fn request_from_pseudo_headers() {

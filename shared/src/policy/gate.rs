@@ -77,6 +77,12 @@ impl Gate {
         Gate { methods, paths }
     }
 
+    /// The `(mask, value)` path words, one of which a path head must match; `None` when the
+    /// rule admits any path.
+    pub(crate) fn path_words(&self) -> Option<&[(u64, u64)]> {
+        self.paths.as_deref()
+    }
+
     /// False only when the rule cannot match a request with this method bit and path head.
     #[inline]
     pub(crate) fn admits(&self, method_bit: u16, path_head: u64) -> bool {

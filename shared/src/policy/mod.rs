@@ -52,7 +52,9 @@ mod compile;
 pub mod error;
 mod eval;
 mod gate;
+mod header;
 pub mod identity;
+mod index;
 pub mod ip;
 pub mod limits;
 pub mod model;
@@ -77,12 +79,14 @@ use crate::config::{parse_json, ConfigErrors, FilterConfig};
 use crate::identity::ClaimsSource;
 use compile::Compiler;
 use eval::{Evaluator, Mode};
+use index::RuleIndex;
 
 /// The compiled authz config: parse once at configure time, then [`Authorizer::evaluate`] per
 /// request.
 #[derive(Debug, Clone)]
 pub struct Authorizer {
     policies: Vec<Policy>,
+    index: RuleIndex,
     mode: Mode,
     global_dry_run: bool,
     default_response: DenyResponse,
@@ -174,6 +178,7 @@ impl Authorizer {
         let authorizer = Authorizer {
             has_enforced_allow: policies.iter().filter(allow).any(|p| !p.dry_run),
             has_any_allow: policies.iter().any(|p| allow(&p)),
+            index: RuleIndex::build(&policies),
             policies,
             mode,
             global_dry_run: raw.dry_run,
@@ -188,6 +193,7 @@ impl Authorizer {
     pub fn evaluate<'s>(&'s self, request: &Request<'_>) -> Decision<'s> {
         Evaluator {
             policies: &self.policies,
+            index: &self.index,
             mode: self.mode,
             global_dry_run: self.global_dry_run,
             has_enforced_allow: self.has_enforced_allow,
