@@ -14,6 +14,8 @@
 mod envoy;
 #[path = "e2e_faults.rs"]
 mod faults;
+#[path = "e2e_load.rs"]
+mod load;
 #[path = "e2e_proxy.rs"]
 mod proxy;
 

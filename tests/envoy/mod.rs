@@ -5,6 +5,7 @@ pub mod certs;
 pub mod chain;
 pub mod client;
 pub mod faults;
+pub mod load;
 pub mod process;
 pub mod replay;
 pub mod report;
