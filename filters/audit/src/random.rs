@@ -1,13 +1,13 @@
 //! Host randomness for request and trace ids.
 
 /// Fills `buf` from WASI `random_get`. Should the host refuse (it does not in Envoy), the bytes
-/// come from a SplitMix64 sequence seeded with the host clock and the context id: unique enough for
-/// ids, which are identifiers, not secrets.
-pub(crate) fn fill(buf: &mut [u8], seed: u64) -> bool {
+/// come from a SplitMix64 sequence seeded with `seed()` (the host clock and the context id, only
+/// asked for then): unique enough for ids, which are identifiers, not secrets.
+pub(crate) fn fill(buf: &mut [u8], seed: impl FnOnce() -> u64) -> bool {
     if getrandom::fill(buf).is_ok() {
         return true;
     }
-    let mut state = seed;
+    let mut state = seed();
     for chunk in buf.chunks_mut(8) {
         state = state.wrapping_add(0x9e37_79b9_7f4a_7c15);
         let mut z = state;

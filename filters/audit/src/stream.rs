@@ -6,7 +6,7 @@ use meshguard_core::audit::config::LogLevel as RecordLevel;
 use meshguard_core::audit::plan::{log_plan, request_plan, LogInput, Seen};
 use meshguard_core::audit::props;
 use meshguard_core::audit::stages::Handoff;
-use meshguard_core::handoff::AUDIT_RECORD;
+use meshguard_core::handoff::{self as keys, AUDIT_RECORD};
 use meshguard_core::identity::{ClaimsSource, EnvoyJwtAuthn};
 use meshguard_host::{self as host, Headers, HostError};
 use proxy_wasm::traits::{Context, HttpContext};
@@ -26,6 +26,9 @@ pub(crate) struct AuditStream {
     first_seen_nanos: Option<u64>,
     /// Draws so far (varies the fallback random seed).
     draws: u64,
+    /// What the request phase read from the host and `on_log` reuses (the earlier filters have
+    /// all published by then, so reading it again would only cost hostcalls).
+    request_reads: Option<(Handoff, Option<Vec<u8>>)>,
 }
 
 impl AuditStream {
@@ -36,24 +39,27 @@ impl AuditStream {
             seen: None,
             first_seen_nanos: None,
             draws: 0,
+            request_reads: None,
         }
     }
 
-    fn touch(&mut self) -> Option<u64> {
-        let now = now_nanos();
+    /// Notes the host time of the first callback (the clock is only asked once per stream).
+    fn touch(&mut self) {
         if self.first_seen_nanos.is_none() {
-            self.first_seen_nanos = now;
+            self.first_seen_nanos = now_nanos();
         }
-        now
     }
 
     /// Fills buffers with host randomness; counts a host refusal as an error.
     fn random(&mut self) -> impl FnMut(&mut [u8]) + '_ {
         move |buf: &mut [u8]| {
             self.draws = self.draws.wrapping_add(1);
-            let seed = now_nanos().unwrap_or(0)
-                ^ (u64::from(self.context_id) << 32)
-                ^ self.draws.wrapping_mul(0x9e37_79b9);
+            let (context_id, draws) = (self.context_id, self.draws);
+            let seed = || {
+                now_nanos().unwrap_or(0)
+                    ^ (u64::from(context_id) << 32)
+                    ^ draws.wrapping_mul(0x9e37_79b9)
+            };
             if !random::fill(buf, seed) {
                 self.shared.metrics.error();
             }
@@ -71,11 +77,36 @@ impl AuditStream {
         }
     }
 
+    /// Reads the hand-off, skipping jwt-authn keys it cannot have set given its outcome (each
+    /// skipped key is a hostcall saved): issuer, subject and provider come only with `verified`,
+    /// the reason only with another outcome, and nothing without an outcome.
     fn handoff(&self) -> Handoff {
         if let ClaimsSource::EnvoyJwtAuthn(source) = &self.shared.config.claims_source {
             return self.handoff_with_envoy_claims(source);
         }
-        Handoff::read(|key| self.property(&[key]))
+        let mut jwt_outcome: Option<Option<Vec<u8>>> = None;
+        Handoff::read(|key| {
+            let verified = jwt_outcome
+                .as_ref()
+                .map(|o| o.as_deref().is_some_and(|v| v == b"verified"));
+            let skip = match key {
+                keys::JWT_ISSUER | keys::JWT_SUBJECT | keys::JWT_PROVIDER => {
+                    verified == Some(false)
+                }
+                keys::JWT_REASON => {
+                    verified == Some(true) || jwt_outcome.as_ref().is_some_and(Option::is_none)
+                }
+                _ => false,
+            };
+            if skip {
+                return None;
+            }
+            let value = self.property(&[key]);
+            if key == keys::JWT_OUTCOME {
+                jwt_outcome = Some(value.clone().filter(|v| !v.is_empty()));
+            }
+            value
+        })
     }
 
     /// The hand-off with the identity Envoy's jwt_authn verified in place of jwt-authn's keys.
@@ -162,7 +193,17 @@ impl HttpContext for AuditStream {
             peer.as_deref(),
             &mut self.random(),
         );
-        for name in &plan.edits.remove {
+        // Only names the request carries need a remove (they were all read just above, in this
+        // callback), and a name about to be set needs none: replacing drops every copy.
+        let removals = plan.edits.remove.iter().filter(|name| {
+            headers.iter().any(|(n, _)| n.eq_ignore_ascii_case(name))
+                && !plan
+                    .edits
+                    .set
+                    .iter()
+                    .any(|(s, _)| s.eq_ignore_ascii_case(name))
+        });
+        for name in removals {
             if let Err(e) = host::remove_header(Headers::Request, name) {
                 return self.fail_closed(&e);
             }
@@ -176,6 +217,7 @@ impl HttpContext for AuditStream {
             request_id: plan.request_id.as_str().to_string(),
             trace: (plan.trace.context, plan.trace.source),
         });
+        self.request_reads = Some((handoff, peer));
         Action::Continue
     }
 
@@ -192,16 +234,21 @@ impl HttpContext for AuditStream {
     }
 
     fn on_log(&mut self) {
-        let now = self.touch();
+        let now = now_nanos();
+        if self.first_seen_nanos.is_none() {
+            self.first_seen_nanos = now;
+        }
         let headers = host::headers(Headers::Request).unwrap_or_else(|e| {
             self.error(&e);
             Vec::new()
         });
-        let handoff = self.handoff();
+        let (handoff, peer) = match self.request_reads.take() {
+            Some(reads) => reads,
+            None => (self.handoff(), self.property(&PEER)),
+        };
         let status = self.status();
         let duration = self.duration_nanos(now);
         let source = self.property(&["source", "address"]);
-        let peer = self.property(&PEER);
         let shared = Rc::clone(&self.shared);
         let seen = self.seen.clone();
         let input = LogInput {
