@@ -87,6 +87,11 @@ impl Worker {
 
     fn fetch_failed(&mut self, p: usize, now_ms: u64) {
         self.metrics.fetch(p, false);
+        self.mark_failed(p, now_ms);
+    }
+
+    /// Records a failed key load in the shared record (back-off; the last good keys stay).
+    fn mark_failed(&mut self, p: usize, now_ms: u64) {
         if let Err(e) = self
             .store
             .update(p, &|rec| Some(on_fetch_failed(rec, now_ms)))
@@ -102,6 +107,20 @@ impl Worker {
             return false;
         };
         let p = call.provider;
+        let limit = self.store.remote(p).map_or(0, |r| r.max_body_bytes);
+        if body_size > limit {
+            // Refused before reading: a huge body never enters guest memory.
+            host::log(
+                LogLevel::Warn,
+                &format!(
+                    "jwt_authn: key fetch for provider {} refused: body of {body_size} bytes exceeds max_body_bytes ({limit})",
+                    self.provider_name(p)
+                ),
+            );
+            self.metrics.fetch_too_large(p);
+            self.mark_failed(p, now_ms);
+            return true;
+        }
         let headers = host::http_call_response_headers().unwrap_or_default();
         let body = if body_size > 0 {
             host::http_call_response_body(body_size).ok().flatten()

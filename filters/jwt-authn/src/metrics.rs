@@ -4,7 +4,8 @@
 //! Names (tags Istio-style, extracted by `extraStatTags` / `stats_tags` regexes):
 //! - `meshguard_jwt_authn_requests_total_outcome=.=allowed;.;_reason=.=<verified|bypassed|missing|failed>;.;`
 //! - `meshguard_jwt_authn_requests_total_outcome=.=denied;.;_reason=.=<reason>;.;`
-//! - `meshguard_jwt_authn_jwks_fetch_total_provider=.=<name>;.;_result=.=<ok|failed>;.;`
+//! - `meshguard_jwt_authn_jwks_fetch_total_provider=.=<name>;.;_result=.=<ok|failed|too_large>;.;`
+//!   (`too_large`: the response body exceeded `max_body_bytes` and was not read)
 //! - `meshguard_jwt_authn_cache_total_result=.=<hit|miss>;.;`
 //! - `meshguard_jwt_authn_claim_headers_refused_total`
 
@@ -23,6 +24,7 @@ pub struct Metrics {
     denied: HashMap<&'static str, Counter>,
     fetch_ok: Vec<Option<Counter>>,
     fetch_failed: Vec<Option<Counter>>,
+    fetch_too_large: Vec<Option<Counter>>,
     cache_hit: Option<Counter>,
     cache_miss: Option<Counter>,
     claims_refused: Option<Counter>,
@@ -42,17 +44,19 @@ impl Metrics {
             m.denied.insert(r, Counter::define(&name)?);
         }
         for (name, is_remote) in names.iter().zip(remote) {
-            let (ok, failed) = if *is_remote {
+            let (ok, failed, too_large) = if *is_remote {
                 let base = format!("{PREFIX}_jwks_fetch_total_provider=.={name};.;_result=.=");
                 (
                     Some(Counter::define(&format!("{base}ok;.;"))?),
                     Some(Counter::define(&format!("{base}failed;.;"))?),
+                    Some(Counter::define(&format!("{base}too_large;.;"))?),
                 )
             } else {
-                (None, None)
+                (None, None, None)
             };
             m.fetch_ok.push(ok);
             m.fetch_failed.push(failed);
+            m.fetch_too_large.push(too_large);
         }
         m.cache_hit = Some(Counter::define(&format!(
             "{PREFIX}_cache_total_result=.=hit;.;"
@@ -88,6 +92,13 @@ impl Metrics {
             &self.fetch_failed
         };
         if let Some(Some(c)) = list.get(p) {
+            c.inc();
+        }
+    }
+
+    /// A key fetch of provider `p` was refused because its body exceeded `max_body_bytes`.
+    pub fn fetch_too_large(&self, p: usize) {
+        if let Some(Some(c)) = self.fetch_too_large.get(p) {
             c.inc();
         }
     }

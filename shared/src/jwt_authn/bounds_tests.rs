@@ -157,3 +157,43 @@ fn key_fetch_body_limit_out_of_range_names_the_field() {
     let e = errors(remote(json!({"max_body_bytes": 16 * 1024 * 1024 + 1})));
     assert!(e.contains("providers.r.remote_jwks.max_body_bytes"), "{e}");
 }
+
+#[wasm_bindgen_test(unsupported = test)]
+fn remote_jwks_durations_are_reported_at_their_own_path() {
+    let e = errors(remote(json!({"cache_duration": "5x"})));
+    assert!(
+        e.contains("providers.r.remote_jwks.cache_duration: invalid duration"),
+        "{e}"
+    );
+    assert!(!e.contains("http_uri.cache_duration"), "{e}");
+    let e = errors(remote(json!({"max_stale": "soon"})));
+    assert!(e.contains("providers.r.remote_jwks.max_stale"), "{e}");
+}
+
+#[wasm_bindgen_test(unsupported = test)]
+fn a_cached_verification_is_not_served_after_the_clock_went_back() {
+    let cfg = config(provider(json!({})));
+    let auth = format!(
+        "Bearer {}",
+        token(SECRET_A, "https://a", "alice", json!({"nbf": NOW - 10}))
+    );
+    let headers = req(&[(":method", "GET"), (":path", "/"), ("authorization", &auth)]);
+    let keys = TestKeys::new(&cfg);
+    let mut cache = VerifiedCache::new(10);
+    assert!(matches!(
+        decide(&cfg, &headers, &keys, &mut cache, NOW),
+        Decision::Allow(..)
+    ));
+    assert!(matches!(
+        decide(&cfg, &headers, &keys, &mut cache, NOW),
+        Decision::Allow(..)
+    ));
+    assert_eq!(cache.hits(), 1);
+    // An hour back: before nbf/iat (skew 60 s). Validated again, and refused.
+    match decide(&cfg, &headers, &keys, &mut cache, NOW - 3600) {
+        Decision::Deny(_, Refusal::Invalid(r), _) => {
+            assert!(r == "not_yet_valid" || r == "issued_in_future", "{r}")
+        }
+        other => panic!("served from before the token was valid: {other:?}"),
+    }
+}

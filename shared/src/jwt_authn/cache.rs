@@ -25,6 +25,9 @@ struct Entry {
     token: Rc<VerifiedToken>,
     expires_at: i64,
     key_generation: u64,
+    /// When it was verified: a clock that went back before this time (NTP step) makes the entry
+    /// unusable, so `nbf`/`iat` are checked again rather than served from before they held.
+    verified_at: i64,
 }
 
 /// Result of a lookup.
@@ -60,7 +63,11 @@ impl VerifiedCache {
         };
         let key = (provider, *digest);
         let valid = match entries.get(&key) {
-            Some(e) if now < e.expires_at && e.key_generation == key_generation => {
+            Some(e)
+                if now < e.expires_at
+                    && now >= e.verified_at
+                    && e.key_generation == key_generation =>
+            {
                 Some(Rc::clone(&e.token))
             }
             Some(_) => {
@@ -102,6 +109,7 @@ impl VerifiedCache {
                 token,
                 expires_at: exp,
                 key_generation,
+                verified_at: now,
             },
         );
     }

@@ -50,7 +50,13 @@ pub(crate) fn compile_provider(
     }
     let api_keys = p.api_keys.as_ref().and_then(|a| {
         api_key::refuse_jwt_fields(p, &path, errs);
-        api_key::compile(a, p.issuer.as_deref(), env, &format!("{path}.api_keys"), errs)
+        api_key::compile(
+            a,
+            p.issuer.as_deref(),
+            env,
+            &format!("{path}.api_keys"),
+            errs,
+        )
     });
     let keys = compile_keys(name, p, env, &path, errs);
     let allowed_algorithms = match p.api_keys {
@@ -238,6 +244,7 @@ fn policy(
     fetch_timeout_ms: u64,
     steps: u64,
     path: &str,
+    timeout_path: &str,
     errs: &mut ConfigErrors,
 ) -> JwksPolicy {
     let d = JwksPolicy::default();
@@ -275,7 +282,7 @@ fn policy(
         errs.push(format!("{path}.cache_duration"), "at least 1s");
     }
     if p.fetch_timeout_ms == 0 {
-        errs.push(format!("{path}.timeout"), "must be more than 0");
+        errs.push(timeout_path, "must be more than 0");
     }
     p
 }
@@ -306,7 +313,8 @@ fn remote_jwks(
         &r.cold_start_timeout,
         timeout,
         1,
-        &format!("{path}.http_uri"),
+        path,
+        &format!("{path}.http_uri.timeout"),
         errs,
     );
     match HttpTarget::parse(
@@ -353,6 +361,7 @@ fn openid_discovery(
         timeout,
         2,
         path,
+        &format!("{path}.timeout"),
         errs,
     );
     let uri = discovery_uri(issuer);
