@@ -9,6 +9,8 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+#[path = "ratelimit/race.rs"]
+mod race;
 #[path = "ratelimit/scenarios.rs"]
 mod scenarios;
 

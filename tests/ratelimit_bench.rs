@@ -1,11 +1,15 @@
 //! Per-request cost of the ratelimit filter in the harness (compiled .wasm on wasmtime, every
 //! hostcall included), next to the passthrough filter as the host's floor.
 //!
-//! `cargo bench -p meshguard-tests --bench ratelimit`
+//! `cargo bench -p meshguard-tests --bench ratelimit_bench` (the native limiter math alone:
+//! `cargo bench -p meshguard-core --bench limiter`). Short warm-up and measurement times by
+//! default so the run stays in minutes on a loaded 2-core machine; the release build it needs
+//! (wasmtime with fat LTO) is the slow part, once.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::hint::black_box;
+use std::time::Duration;
 
 use criterion::{criterion_group, criterion_main, Criterion};
 use meshguard_core::handoff;
@@ -64,5 +68,11 @@ fn bench(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, bench);
+criterion_group! {
+    name = benches;
+    config = Criterion::default()
+        .warm_up_time(Duration::from_secs(1))
+        .measurement_time(Duration::from_secs(3));
+    targets = bench
+}
 criterion_main!(benches);
