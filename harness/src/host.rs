@@ -38,6 +38,9 @@ pub struct FilterSpec {
     /// Capability restriction: when set, only these `proxy_*` hostcalls work; the others answer
     /// INTERNAL_FAILURE as Envoy's restricted stubs do.
     pub allowed_capabilities: Option<HashSet<String>>,
+    /// Environment of the filter's VMs, as WASI `environ` shows it (Envoy
+    /// `VmConfig.environment_variables`, Istio WasmPlugin `vmConfig.env`); default empty.
+    pub env: Vec<(String, String)>,
 }
 
 impl FilterSpec {
@@ -61,6 +64,7 @@ impl FilterSpec {
             vm_config: Vec::new(),
             failure_policy: FailurePolicy::default(),
             allowed_capabilities: None,
+            env: Vec::new(),
         }
     }
 }
@@ -174,6 +178,16 @@ impl HostBuilder {
         self
     }
 
+    /// Sets environment variable `name` of the last filter's VMs (Envoy
+    /// `vm_config.environment_variables.key_values`); read by the guest through WASI `environ`.
+    pub fn env(mut self, name: &str, value: &str) -> HostBuilder {
+        if let Some(f) = self.last() {
+            f.env.retain(|(n, _)| n != name);
+            f.env.push((name.to_owned(), value.to_owned()));
+        }
+        self
+    }
+
     /// Number of workers (one VM per worker per filter). Default 1.
     pub fn workers(mut self, n: usize) -> HostBuilder {
         self.workers = n.max(1);
@@ -269,6 +283,7 @@ impl HostBuilder {
                 allowed: spec.allowed_capabilities.clone(),
                 log_level: self.log_level,
             });
+            lock(&shared.env).insert(index, spec.env.clone());
             filters.push(FilterRuntime { info, pre });
         }
         let inner = HostInner {

@@ -261,6 +261,8 @@ pub(crate) struct Shared {
     pub all_calls: Mutex<Vec<HttpCall>>,
     pub next_token: AtomicU32,
     pub record_events: bool,
+    /// Environment variables per filter index (`HostBuilder::env`), for WASI `environ`.
+    pub env: Mutex<HashMap<usize, Vec<(String, String)>>>,
 }
 
 impl Shared {
@@ -279,6 +281,7 @@ impl Shared {
             all_calls: Mutex::default(),
             next_token: AtomicU32::new(1),
             record_events: record,
+            env: Mutex::default(),
         }
     }
 

@@ -12,6 +12,7 @@
 mod fetch;
 mod keystore;
 mod metrics;
+mod replay;
 mod request;
 mod worker;
 
@@ -59,6 +60,7 @@ impl JwtAuthnRoot {
         let metrics = Metrics::define(&names, &remote).map_err(|e| e.to_string())?;
         let has_remote = remote.contains(&true);
         let mut worker = Worker::new(cfg, metrics, self.id);
+        worker.replay = replay::Replay::configure(worker.cfg())?;
         if has_remote {
             worker.store.create_records().map_err(|e| e.to_string())?;
             worker.want_tick(IDLE_TICK_MS);

@@ -1,7 +1,7 @@
 //! One request: read headers → remove spoofable ones → decide (meshguard-core) → apply; and
 //! paused requests taken up again when keys arrive, the fetch ends, or their deadline passes.
 
-use meshguard_core::jwt_authn::decide::{decide, Allow, Decision, Outcome};
+use meshguard_core::jwt_authn::decide::{decide_with, Allow, Decision, Outcome};
 use meshguard_core::jwt_authn::jwks::{FetchReason, Waiter};
 use meshguard_core::jwt_authn::reason;
 use meshguard_core::jwt_authn::response::{local_reply, Refusal};
@@ -54,11 +54,12 @@ impl Worker {
             let waited = self.waited.get(&ctx).cloned().unwrap_or_default();
             let (hits, misses) = (self.cache.hits(), self.cache.misses());
             let view = self.store.view(now_ms, &waited);
-            let decision = decide(
+            let decision = decide_with(
                 self.store.cfg(),
                 &headers,
                 &view,
                 &mut self.cache,
+                &mut self.replay,
                 (now_ms / 1000) as i64,
             );
             self.metrics

@@ -12,6 +12,7 @@ use proxy_wasm::types::LogLevel;
 
 use crate::keystore::KeyStore;
 use crate::metrics::Metrics;
+use crate::replay::Replay;
 
 /// Which request of a key load an HTTP call is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -49,6 +50,8 @@ pub struct Worker {
     pub inflight: HashMap<u32, InFlight>,
     /// Counters.
     pub metrics: Metrics,
+    /// `jti` replay checks (shared data).
+    pub replay: Replay,
     /// The root context id (to restore the effective context after resuming streams).
     pub root_id: u32,
     /// The tick period currently asked for, in ms.
@@ -66,6 +69,7 @@ impl Worker {
             waited: HashMap::new(),
             inflight: HashMap::new(),
             metrics,
+            replay: Replay::default(),
             root_id,
             tick_ms: 0,
         }

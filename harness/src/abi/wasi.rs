@@ -1,5 +1,5 @@
 //! The WASI preview1 subset Envoy provides: stdout/stderr to the log, the fake clock, random
-//! bytes, empty args and environment, and stubs.
+//! bytes, empty args, the environment given by `HostBuilder::env`, and stubs.
 
 use wasmtime::{Caller, Linker};
 
@@ -93,26 +93,50 @@ pub(super) fn define(l: &mut Linker<VmState>, module: &str) -> wasmtime::Result<
             })
         },
     )?;
-    for name in ["environ_sizes_get", "args_sizes_get"] {
-        l.func_wrap(
-            module,
-            name,
-            move |mut c: Caller<'_, VmState>, count: i32, size: i32| {
-                wasi(&mut c, name, |c| {
-                    write_u32(c, count, 0)?;
-                    write_u32(c, size, 0)?;
-                    Ok(SUCCESS)
-                })
-            },
-        )?;
-    }
-    for name in ["environ_get", "args_get"] {
-        l.func_wrap(
-            module,
-            name,
-            move |mut c: Caller<'_, VmState>, _a: i32, _b: i32| wasi(&mut c, name, |_| Ok(SUCCESS)),
-        )?;
-    }
+    l.func_wrap(
+        module,
+        "environ_sizes_get",
+        |mut c: Caller<'_, VmState>, count: i32, size: i32| {
+            wasi(&mut c, "environ_sizes_get", |c| {
+                let env = environ(c);
+                let bytes: usize = env.iter().map(Vec::len).sum();
+                write_u32(c, count, env.len() as u32)?;
+                write_u32(c, size, bytes as u32)?;
+                Ok(SUCCESS)
+            })
+        },
+    )?;
+    l.func_wrap(
+        module,
+        "environ_get",
+        |mut c: Caller<'_, VmState>, ptrs: i32, buf: i32| {
+            wasi(&mut c, "environ_get", |c| {
+                let mut at = buf as u32;
+                for (i, entry) in environ(c).iter().enumerate() {
+                    write_u32(c, (ptrs as u32).wrapping_add(4 * i as u32) as i32, at)?;
+                    write(c, at as i32, entry)?;
+                    at = at.wrapping_add(entry.len() as u32);
+                }
+                Ok(SUCCESS)
+            })
+        },
+    )?;
+    l.func_wrap(
+        module,
+        "args_sizes_get",
+        |mut c: Caller<'_, VmState>, count: i32, size: i32| {
+            wasi(&mut c, "args_sizes_get", |c| {
+                write_u32(c, count, 0)?;
+                write_u32(c, size, 0)?;
+                Ok(SUCCESS)
+            })
+        },
+    )?;
+    l.func_wrap(
+        module,
+        "args_get",
+        |mut c: Caller<'_, VmState>, _a: i32, _b: i32| wasi(&mut c, "args_get", |_| Ok(SUCCESS)),
+    )?;
     l.func_wrap(
         module,
         "fd_fdstat_get",
@@ -232,4 +256,17 @@ fn fd_write(c: Cx, fd: i32, iovs: i32, n: i32, written: i32) -> Result<i32, HcEr
     }
     write_u32(c, written, total)?;
     Ok(SUCCESS)
+}
+
+/// The VM's environment as WASI hands it over: `NAME=value\0` per variable.
+fn environ(c: Cx) -> Vec<Vec<u8>> {
+    let state = c.data();
+    lock(&state.shared.env)
+        .get(&state.info.index)
+        .map(|env| {
+            env.iter()
+                .map(|(n, v)| format!("{n}={v}\0").into_bytes())
+                .collect()
+        })
+        .unwrap_or_default()
 }

@@ -208,10 +208,7 @@ pub(crate) fn compile(
             let (parsed, what) = match d {
                 RawDigest::Inline(text) => (parse_digest(text), "this".to_string()),
                 RawDigest::Env(r) => match secret::read(env, r, &dpath, errs) {
-                    Some(v) => (
-                        parse_digest(v.expose()),
-                        format!("the value of {}", v.name),
-                    ),
+                    Some(v) => (parse_digest(v.expose()), format!("the value of {}", v.name)),
                     None => continue,
                 },
             };
@@ -315,7 +312,13 @@ mod tests {
             .map(|(k, v)| ((*k).to_string(), (*v).to_string()))
             .collect();
         let mut errs = ConfigErrors::default();
-        let out = compile(&raw, Some("api-keys"), &env, "providers.k.api_keys", &mut errs);
+        let out = compile(
+            &raw,
+            Some("api-keys"),
+            &env,
+            "providers.k.api_keys",
+            &mut errs,
+        );
         match out {
             Some(k) if errs.is_empty() => Ok(k),
             _ => Err(errs),

@@ -56,7 +56,13 @@ fn api_config(extra: Value) -> JwtAuthnConfig {
 }
 
 fn run(cfg: &JwtAuthnConfig, headers: &[(&str, &str)]) -> Decision {
-    decide(cfg, &req(headers), &TestKeys::new(cfg), &mut VerifiedCache::new(10), NOW)
+    decide(
+        cfg,
+        &req(headers),
+        &TestKeys::new(cfg),
+        &mut VerifiedCache::new(10),
+        NOW,
+    )
 }
 
 fn refusal(d: &Decision) -> Refusal {
@@ -80,9 +86,19 @@ fn api_key_identity_is_handed_off_like_a_verified_subject() {
         assert_eq!(h[handoff::JWT_ISSUER], b"partner-keys");
         assert_eq!(h[handoff::JWT_PROVIDER], b"keys");
         let payload: Value = serde_json::from_slice(&h[handoff::JWT_PAYLOAD]).unwrap();
-        assert_eq!(payload, json!({"sub": "billing", "iss": "partner-keys", "plan": "gold"}));
-        assert_eq!(allow.set_headers, vec![("x-plan".to_string(), "gold".to_string())]);
-        assert_eq!(allow.remove_headers, vec!["x-api-key".to_string()], "key stripped");
+        assert_eq!(
+            payload,
+            json!({"sub": "billing", "iss": "partner-keys", "plan": "gold"})
+        );
+        assert_eq!(
+            allow.set_headers,
+            vec![("x-plan".to_string(), "gold".to_string())]
+        );
+        assert_eq!(
+            allow.remove_headers,
+            vec!["x-api-key".to_string()],
+            "key stripped"
+        );
     }
 }
 
@@ -95,7 +111,10 @@ fn missing_and_unknown_api_keys_are_refused_and_forward_keeps_the_key() {
         Refusal::Invalid("unknown_api_key")
     );
     assert_eq!(
-        refusal(&run(&cfg, &[(":path", "/"), ("x-api-key", "k-old "), ("x-api-key", "x")])),
+        refusal(&run(
+            &cfg,
+            &[(":path", "/"), ("x-api-key", "k-old "), ("x-api-key", "x")]
+        )),
         Refusal::BadRequest("duplicate_token_header")
     );
     let cfg = api_config(json!({"forward": true, "from_params": ["apikey"]}));
@@ -144,8 +163,14 @@ fn api_key_providers_refuse_jwt_settings() {
         &[],
     )
     .unwrap_err();
-    assert!(e.contains("providers.k.audiences: not used with `api_keys`"), "{e}");
-    assert!(e.contains("providers.k.jti_replay: not used with `api_keys`"), "{e}");
+    assert!(
+        e.contains("providers.k.audiences: not used with `api_keys`"),
+        "{e}"
+    );
+    assert!(
+        e.contains("providers.k.jti_replay: not used with `api_keys`"),
+        "{e}"
+    );
 }
 
 #[wasm_bindgen_test(unsupported = test)]
@@ -155,11 +180,24 @@ fn hmac_secret_from_the_environment() {
             "hmac_secret": {"algorithm": "HS256", "environment_variable": var}}},
             "rules": all("a")})
     };
-    let cfg = with_env(doc("JWT_HS_SECRET"), &[("JWT_HS_SECRET", &b64std(SECRET_A))]).unwrap();
+    let cfg = with_env(
+        doc("JWT_HS_SECRET"),
+        &[("JWT_HS_SECRET", &b64std(SECRET_A))],
+    )
+    .unwrap();
     let jwt = token(SECRET_A, "https://a", "alice", json!({"aud": "api"}));
-    let d = run(&cfg, &[(":path", "/"), ("authorization", &format!("Bearer {jwt}"))]);
-    assert!(matches!(d, Decision::Allow(Outcome::Verified { .. }, _)), "{d:?}");
-    assert!(!format!("{cfg:?}").contains(&b64std(SECRET_A)), "secret in Debug");
+    let d = run(
+        &cfg,
+        &[(":path", "/"), ("authorization", &format!("Bearer {jwt}"))],
+    );
+    assert!(
+        matches!(d, Decision::Allow(Outcome::Verified { .. }, _)),
+        "{d:?}"
+    );
+    assert!(
+        !format!("{cfg:?}").contains(&b64std(SECRET_A)),
+        "secret in Debug"
+    );
 
     let e = with_env(doc("JWT_HS_SECRET"), &[]).unwrap_err();
     assert!(
@@ -169,8 +207,14 @@ fn hmac_secret_from_the_environment() {
     // A wrong value is reported without the value.
     for bad in ["c2hvcnQ=", "!!not-base64-secret!!"] {
         let e = with_env(doc("S"), &[("S", bad)]).unwrap_err();
-        assert!(e.starts_with("providers.a.hmac_secret.environment_variable: "), "{e}");
-        assert!(!e.contains(bad) && !e.contains("not-base64"), "value leaked: {e}");
+        assert!(
+            e.starts_with("providers.a.hmac_secret.environment_variable: "),
+            "{e}"
+        );
+        assert!(
+            !e.contains(bad) && !e.contains("not-base64"),
+            "value leaked: {e}"
+        );
     }
     let both = json!({"providers": {"a": {"hmac_secret": {"algorithm": "HS256",
         "inline_base64": b64std(SECRET_A), "environment_variable": "S"}}}});
@@ -199,9 +243,11 @@ impl JtiStore for Mem {
 }
 
 fn replay_config(replay: Value) -> JwtAuthnConfig {
-    config(json!({"providers": {"a": {"issuer": "https://a", "audiences": ["api"],
+    config(
+        json!({"providers": {"a": {"issuer": "https://a", "audiences": ["api"],
         "hmac_secret": {"algorithm": "HS256", "inline_base64": b64std(SECRET_A)},
-        "jti_replay": replay}}, "rules": all("a")}))
+        "jti_replay": replay}}, "rules": all("a")}),
+    )
 }
 
 #[wasm_bindgen_test(unsupported = test)]
@@ -215,16 +261,34 @@ fn jti_is_admitted_once_even_from_the_verified_token_cache() {
         let h = req(&[(":path", "/"), ("authorization", &format!("Bearer {jwt}"))]);
         decide_with(&cfg, &h, &keys, cache, guard, NOW)
     };
-    let t1 = token(SECRET_A, "https://a", "alice", json!({"aud": "api", "jti": "j-1"}));
-    assert!(matches!(send(&t1, &mut cache, &mut guard), Decision::Allow(..)));
+    let t1 = token(
+        SECRET_A,
+        "https://a",
+        "alice",
+        json!({"aud": "api", "jti": "j-1"}),
+    );
+    assert!(matches!(
+        send(&t1, &mut cache, &mut guard),
+        Decision::Allow(..)
+    ));
     let again = send(&t1, &mut cache, &mut guard);
     assert_eq!(cache.hits(), 1, "the second use came from the cache");
     assert_eq!(refusal(&again), Refusal::Invalid("replayed"));
-    let Decision::Deny(_, _, reply) = &again else { panic!() };
+    let Decision::Deny(_, _, reply) = &again else {
+        panic!()
+    };
     assert_eq!(reply.status, 401);
     assert!(String::from_utf8_lossy(&reply.body).contains("\"reason\":\"replayed\""));
-    let t2 = token(SECRET_A, "https://a", "alice", json!({"aud": "api", "jti": "j-2"}));
-    assert!(matches!(send(&t2, &mut cache, &mut guard), Decision::Allow(..)));
+    let t2 = token(
+        SECRET_A,
+        "https://a",
+        "alice",
+        json!({"aud": "api", "jti": "j-2"}),
+    );
+    assert!(matches!(
+        send(&t2, &mut cache, &mut guard),
+        Decision::Allow(..)
+    ));
     let no_jti = token(SECRET_A, "https://a", "alice", json!({"aud": "api"}));
     assert_eq!(
         refusal(&send(&no_jti, &mut cache, &mut guard)),
@@ -232,8 +296,13 @@ fn jti_is_admitted_once_even_from_the_verified_token_cache() {
     );
     assert_eq!((guard.stats.fresh, guard.stats.replayed), (2, 1));
     // Without a replay store (plain `decide`), such providers fail closed.
-    let d = decide(&cfg, &req(&[(":path", "/"), ("authorization", &format!("Bearer {t2}"))]),
-        &keys, &mut VerifiedCache::new(0), NOW);
+    let d = decide(
+        &cfg,
+        &req(&[(":path", "/"), ("authorization", &format!("Bearer {t2}"))]),
+        &keys,
+        &mut VerifiedCache::new(0),
+        NOW,
+    );
     assert_eq!(refusal(&d), Refusal::Invalid("replay_check_failed"));
 }
 
@@ -243,7 +312,10 @@ fn jti_optional_and_config_errors() {
     let mut guard = StoreGuard::<Mem>::default();
     prepare(&mut guard.store, cfg.providers[0].replay.as_ref().unwrap()).unwrap();
     let no_jti = token(SECRET_A, "https://a", "alice", json!({"aud": "api"}));
-    let h = req(&[(":path", "/"), ("authorization", &format!("Bearer {no_jti}"))]);
+    let h = req(&[
+        (":path", "/"),
+        ("authorization", &format!("Bearer {no_jti}")),
+    ]);
     let keys = TestKeys::new(&cfg);
     for _ in 0..2 {
         let d = decide_with(&cfg, &h, &keys, &mut VerifiedCache::new(0), &mut guard, NOW);
@@ -257,6 +329,12 @@ fn jti_optional_and_config_errors() {
         &[],
     )
     .unwrap_err();
-    assert!(e.contains("providers.a.jti_replay: requires `require_expiration: true`"), "{e}");
-    assert!(e.contains("providers.a.jti_replay.max_entries: must be 8..=4194304"), "{e}");
+    assert!(
+        e.contains("providers.a.jti_replay: requires `require_expiration: true`"),
+        "{e}"
+    );
+    assert!(
+        e.contains("providers.a.jti_replay.max_entries: must be 8..=4194304"),
+        "{e}"
+    );
 }

@@ -175,7 +175,7 @@ pub fn locate(s: &ReplaySettings, issuer: &str, jti: &str) -> ([u8; 16], u32) {
 }
 
 fn decode(bytes: &[u8]) -> Option<Vec<([u8; 16], i64)>> {
-    if bytes.len() % RECORD != 0 || bytes.len() > RECORD * PER_BUCKET {
+    if !bytes.len().is_multiple_of(RECORD) || bytes.len() > RECORD * PER_BUCKET {
         return None;
     }
     bytes
@@ -254,7 +254,13 @@ pub trait ReplayGuard {
 pub struct NoReplayStore;
 
 impl ReplayGuard for NoReplayStore {
-    fn check(&mut self, _: usize, _: &ReplaySettings, _: &VerifiedToken, _: i64) -> Result<(), &'static str> {
+    fn check(
+        &mut self,
+        _: usize,
+        _: &ReplaySettings,
+        _: &VerifiedToken,
+        _: i64,
+    ) -> Result<(), &'static str> {
         Err(reason::REPLAY_FAILED)
     }
 }

@@ -22,7 +22,8 @@ impl JtiStore for Fake {
             }
         }
         self.next += 1;
-        self.data.insert(key.to_string(), (value.to_vec(), self.next));
+        self.data
+            .insert(key.to_string(), (value.to_vec(), self.next));
         Ok(true)
     }
 }
@@ -73,7 +74,11 @@ fn once_per_issuer_and_jti_until_exp_plus_skew() {
     let v = |f: &mut Fake, iss, jti, now| check(f, &s, iss, jti, NOW + 100, now).verdict;
     assert_eq!(v(&mut f, "a", "j1", NOW), ReplayVerdict::Fresh);
     assert_eq!(v(&mut f, "a", "j1", NOW + 1), ReplayVerdict::Replayed);
-    assert_eq!(v(&mut f, "b", "j1", NOW), ReplayVerdict::Fresh, "other issuer");
+    assert_eq!(
+        v(&mut f, "b", "j1", NOW),
+        ReplayVerdict::Fresh,
+        "other issuer"
+    );
     assert_eq!(v(&mut f, "a", "j2", NOW), ReplayVerdict::Fresh);
     // The token itself is accepted until exp + skew (60): so is its record.
     assert_eq!(v(&mut f, "a", "j1", NOW + 159), ReplayVerdict::Replayed);
@@ -98,7 +103,11 @@ fn bounded_keys_and_full_bucket_fails_closed_until_records_expire() {
         "a full bucket still detects replays"
     );
     let r = check(&mut f, &s, "a", "one-more", NOW + 500, NOW + 71);
-    assert_eq!(r.verdict, ReplayVerdict::Fresh, "expired records are reused");
+    assert_eq!(
+        r.verdict,
+        ReplayVerdict::Fresh,
+        "expired records are reused"
+    );
     assert_eq!(f.data.len(), 1, "never more keys");
     assert!(f.data.values().all(|(v, _)| v.len() <= PER_BUCKET * 24));
     // Sizing: rounded up to whole buckets.
@@ -143,13 +152,24 @@ fn two_workers_racing_on_one_jti_admit_exactly_one() {
         check(&mut a_store, &s, "a", "j", NOW + 10, NOW)
     };
     assert_eq!(b_verdict, Some(ReplayVerdict::Fresh), "B wrote first");
-    assert_eq!(a.verdict, ReplayVerdict::Replayed, "A re-read after the conflict");
+    assert_eq!(
+        a.verdict,
+        ReplayVerdict::Replayed,
+        "A re-read after the conflict"
+    );
     assert_eq!(a.conflicts, 1);
 }
 
 /// Worker `i`'s write is preceded by worker `i+1`'s whole check: `n` workers all read the bucket
 /// before any writes, the worst interleaving for a lost update.
-fn nested(shared: &RefCell<Fake>, s: &ReplaySettings, jti: &str, i: usize, n: usize, out: &RefCell<Vec<ReplayCheck>>) {
+fn nested(
+    shared: &RefCell<Fake>,
+    s: &ReplaySettings,
+    jti: &str,
+    i: usize,
+    n: usize,
+    out: &RefCell<Vec<ReplayCheck>>,
+) {
     let racer: Option<Box<dyn FnMut() + '_>> = if i + 1 < n {
         Some(Box::new(move || nested(shared, s, jti, i + 1, n, out)))
     } else {
@@ -171,16 +191,25 @@ fn two_and_four_workers_interleaved_admit_each_jti_once() {
             // Several jtis share the 2 buckets, so conflicts also come from other tokens.
             nested(&shared, &s, &format!("j{}", round % 12), 0, n, &out);
             let out = out.into_inner();
-            let fresh = out.iter().filter(|r| r.verdict == ReplayVerdict::Fresh).count();
+            let fresh = out
+                .iter()
+                .filter(|r| r.verdict == ReplayVerdict::Fresh)
+                .count();
             if round < 12 {
                 assert_eq!(out.len(), n, "every worker read before any wrote");
                 assert_eq!(fresh, 1, "{n} workers, round {round}: {out:?}");
             } else {
-                assert_eq!(fresh, 0, "{n} workers, round {round}: replay admitted: {out:?}");
+                assert_eq!(
+                    fresh, 0,
+                    "{n} workers, round {round}: replay admitted: {out:?}"
+                );
             }
             conflicts += out.iter().map(|r| r.conflicts).sum::<u32>();
         }
-        assert!(conflicts >= 12 * (n as u32 - 1), "{n}: conflicts {conflicts}");
+        assert!(
+            conflicts >= 12 * (n as u32 - 1),
+            "{n}: conflicts {conflicts}"
+        );
     }
 }
 
@@ -214,7 +243,13 @@ fn config_errors_have_paths() {
     let mut errs = ConfigErrors::default();
     let s = ReplaySettings::compile(&raw, "idp", 0, "providers.idp.jti_replay", &mut errs);
     let text = errs.to_string();
-    assert!(text.contains("providers.idp.jti_replay.max_entries: must be 8..=4194304"), "{text}");
-    assert!(text.contains("providers.idp.jti_replay.max_cas_retries: at most 1000"), "{text}");
+    assert!(
+        text.contains("providers.idp.jti_replay.max_entries: must be 8..=4194304"),
+        "{text}"
+    );
+    assert!(
+        text.contains("providers.idp.jti_replay.max_cas_retries: at most 1000"),
+        "{text}"
+    );
     assert!(!s.required);
 }
