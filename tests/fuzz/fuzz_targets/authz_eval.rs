@@ -1,7 +1,9 @@
 //! Fuzzes the authz evaluator against a simple reference evaluator.
 //!
 //! Random policies (ALLOW/DENY, rules with `to.operation` methods / not_methods / paths /
-//! not_paths and `when` claim equality) are generated from `arbitrary`, rendered to the JSON
+//! not_paths, `from.source` principals / namespaces / ip_blocks and their `not_*`, and `when`
+//! claim equality and `request.headers[x-team]` values / not_values) are generated from
+//! `arbitrary`, rendered to the JSON
 //! config, compiled by `Authorizer::parse` (what `on_configure` runs) and evaluated for a random
 //! request. The reference below implements Istio's semantics directly on the generated values:
 //! any matching DENY policy denies; else with no ALLOW policy the request is allowed; else it is
@@ -9,9 +11,17 @@
 //! and every `when` condition matches; an operation matches when each non-empty field matches
 //! (`methods`/`paths`: any value; `not_*`: none). Paths match the `:path` without its query.
 //!
-//! Only the subset above is compared; the rest of the language (principals, namespaces, IPs,
-//! ports, hosts, headers, scopes, dry-run, AUDIT) is exercised for panics by `config_authz`.
+//! Sources: principals match the peer's SPIFFE id with `spiffe://` in front of every pattern
+//! but `*` (present); the namespace is `<ns>` of `spiffe://<td>/ns/<ns>/…`; IP blocks are CIDRs
+//! (a bare address = one host) on `source.address` of the same family; an absent attribute
+//! matches no value and is excluded by no `not_` value. Headers: repeated lines are joined with
+//! `,`; `*` = present (even empty), `x*` = prefix.
+//!
+//! Only the subset above is compared; the rest of the language (request principals, ports,
+//! hosts, scopes, dry-run, AUDIT) is exercised for panics by `config_authz`.
 #![no_main]
+
+use std::net::IpAddr;
 
 use arbitrary::Arbitrary;
 use libfuzzer_sys::fuzz_target;
@@ -19,42 +29,9 @@ use meshguard_core::config::FilterConfig;
 use meshguard_core::policy::{Authorizer, Jwt, Outcome, Request};
 use serde_json::{json, Value};
 
-const METHODS: [&str; 4] = ["GET", "POST", "DELETE", "PATCH"];
-const PATHS: [&str; 8] = ["/a", "/a/b", "/a?q=1", "/b", "/", "/c/a", "/a/", "/ab"];
-/// Path patterns and how the reference matches them.
-const PATTERNS: [(&str, Pat); 7] = [
-    ("/a", Pat::Exact("/a")),
-    ("/a/*", Pat::Prefix("/a/")),
-    ("*", Pat::Any),
-    ("/b", Pat::Exact("/b")),
-    ("*/a", Pat::Suffix("/a")),
-    ("/a/{**}", Pat::Prefix("/a/")),
-    ("/{*}", Pat::OneSegment),
-];
-const ROLES: [&str; 2] = ["admin", "reader"];
-
-#[derive(Clone, Copy)]
-enum Pat {
-    Exact(&'static str),
-    Prefix(&'static str),
-    Suffix(&'static str),
-    Any,
-    OneSegment,
-}
-
-impl Pat {
-    fn matches(self, path: &str) -> bool {
-        match self {
-            Pat::Exact(p) => path == p,
-            Pat::Prefix(p) => path.starts_with(p),
-            Pat::Suffix(p) => path.ends_with(p),
-            Pat::Any => !path.is_empty(),
-            Pat::OneSegment => path
-                .strip_prefix('/')
-                .is_some_and(|rest| !rest.is_empty() && !rest.contains('/')),
-        }
-    }
-}
+#[path = "authz_eval_ref.rs"]
+mod reference;
+use reference::*;
 
 #[derive(Debug, Arbitrary)]
 struct Input {
@@ -63,6 +40,9 @@ struct Input {
     path: u8,
     /// 0: no token; 1: token without `role`; 2/3: role admin/reader; 4: `role: 1`.
     token: u8,
+    peer: u8,
+    ip: u8,
+    team: u8,
 }
 
 #[derive(Debug, Arbitrary)]
@@ -74,7 +54,25 @@ struct PolicyIn {
 #[derive(Debug, Arbitrary)]
 struct RuleIn {
     to: Vec<OpIn>,
+    from: Vec<SourceIn>,
     when: Vec<u8>,
+    headers: Vec<HeaderIn>,
+}
+
+#[derive(Debug, Arbitrary)]
+struct SourceIn {
+    principals: Vec<u8>,
+    not_principals: Vec<u8>,
+    namespaces: Vec<u8>,
+    not_namespaces: Vec<u8>,
+    ip_blocks: Vec<u8>,
+    not_ip_blocks: Vec<u8>,
+}
+
+#[derive(Debug, Arbitrary)]
+struct HeaderIn {
+    values: Vec<u8>,
+    not_values: Vec<u8>,
 }
 
 #[derive(Debug, Arbitrary)]
@@ -98,6 +96,97 @@ struct Req<'a> {
     url_path: &'a str,
     role: Option<Value>,
     has_token: bool,
+    peer: Option<&'a str>,
+    ip: Option<IpAddr>,
+    /// `x-team` lines joined with `,`, if any.
+    team: Option<String>,
+}
+
+/// The fields of a source, each capped at 3 values: (name, values, pattern table index).
+fn source_fields(src: &SourceIn) -> [(&'static str, &[u8]); 6] {
+    [
+        ("principals", take(&src.principals, 3)),
+        ("not_principals", take(&src.not_principals, 3)),
+        ("namespaces", take(&src.namespaces, 3)),
+        ("not_namespaces", take(&src.not_namespaces, 3)),
+        ("ip_blocks", take(&src.ip_blocks, 3)),
+        ("not_ip_blocks", take(&src.not_ip_blocks, 3)),
+    ]
+}
+
+fn source_is_empty(src: &SourceIn) -> bool {
+    source_fields(src).iter().all(|(_, v)| v.is_empty())
+}
+
+fn source_json(src: &SourceIn) -> Value {
+    let mut o = serde_json::Map::new();
+    for (name, v) in source_fields(src) {
+        if v.is_empty() {
+            continue;
+        }
+        let values: Vec<&str> = v
+            .iter()
+            .map(|&i| match name {
+                "principals" | "not_principals" => pick(&PRINCIPALS, i).0,
+                "namespaces" | "not_namespaces" => pick(&NAMESPACES, i).0,
+                _ => pick(&IP_BLOCKS, i).0,
+            })
+            .collect();
+        o.insert(name.to_owned(), json!(values));
+    }
+    json!({ "source": o })
+}
+
+fn source_matches(src: &SourceIn, req: &Req<'_>) -> bool {
+    let principal = |i: &u8| req.peer.is_some_and(|p| pick(&PRINCIPALS, *i).1.matches(p));
+    let ns = req.peer.and_then(namespace_of);
+    let namespace = |i: &u8| ns.is_some_and(|n| pick(&NAMESPACES, *i).1.matches(n));
+    let ip = |i: &u8| {
+        let (_, net, len) = pick(&IP_BLOCKS, *i);
+        req.ip.is_some_and(|ip| in_block(ip, (net, len)))
+    };
+    let [(_, ps), (_, nps), (_, ns_), (_, nns), (_, ips), (_, nips)] = source_fields(src);
+    (ps.is_empty() || ps.iter().any(principal))
+        && !nps.iter().any(principal)
+        && (ns_.is_empty() || ns_.iter().any(namespace))
+        && !nns.iter().any(namespace)
+        && (ips.is_empty() || ips.iter().any(ip))
+        && !nips.iter().any(ip)
+}
+
+fn header_json(h: &HeaderIn) -> Option<Value> {
+    let vals = |v: &[u8]| -> Vec<&str> {
+        take(v, 3)
+            .iter()
+            .map(|&i| pick(&TEAM_PATTERNS, i).0)
+            .collect()
+    };
+    let (values, not_values) = (vals(&h.values), vals(&h.not_values));
+    if values.is_empty() && not_values.is_empty() {
+        return None;
+    }
+    let mut o = serde_json::Map::new();
+    o.insert("key".into(), json!("request.headers[x-team]"));
+    if !values.is_empty() {
+        o.insert("values".into(), json!(values));
+    }
+    if !not_values.is_empty() {
+        o.insert("not_values".into(), json!(not_values));
+    }
+    Some(Value::Object(o))
+}
+
+fn header_matches(h: &HeaderIn, req: &Req<'_>) -> bool {
+    let hit = |i: &u8| {
+        req.team.as_deref().is_some_and(|t| {
+            pick(&TEAM_PATTERNS, *i).1.matches(t) || pick(&TEAM_PATTERNS, *i).0 == "*"
+        })
+    };
+    let (values, not_values) = (take(&h.values, 3), take(&h.not_values, 3));
+    if values.is_empty() && not_values.is_empty() {
+        return true; // not rendered
+    }
+    (values.is_empty() || values.iter().any(hit)) && !not_values.iter().any(hit)
 }
 
 fn op_json(op: &OpIn) -> Value {
@@ -136,7 +225,15 @@ fn op_matches(op: &OpIn, req: &Req<'_>) -> bool {
 fn rule_matches(rule: &RuleIn, req: &Req<'_>) -> bool {
     let to = take(&rule.to, 2);
     let when = take(&rule.when, 2);
+    let from: Vec<&SourceIn> = take(&rule.from, 2)
+        .iter()
+        .filter(|s| !source_is_empty(s))
+        .collect();
     (to.is_empty() || to.iter().any(|op| op_matches(op, req)))
+        && (from.is_empty() || from.iter().any(|s| source_matches(s, req)))
+        && take(&rule.headers, 2)
+            .iter()
+            .all(|h| header_matches(h, req))
         && when
             .iter()
             .all(|&r| req.has_token && req.role.as_ref() == Some(&Value::from(pick(&ROLES, r))))
@@ -164,9 +261,18 @@ fuzz_target!(|input: Input| {
                 if !to.is_empty() {
                     o.insert("to".into(), json!(to));
                 }
+                let from: Vec<Value> = take(&r.from, 2)
+                    .iter()
+                    .filter(|s| !source_is_empty(s))
+                    .map(source_json)
+                    .collect();
+                if !from.is_empty() {
+                    o.insert("from".into(), json!(from));
+                }
                 let when: Vec<Value> = take(&r.when, 2)
                     .iter()
                     .map(|&i| json!({ "claim": "role", "equals": pick(&ROLES, i) }))
+                    .chain(take(&r.headers, 2).iter().filter_map(header_json))
                     .collect();
                 if !when.is_empty() {
                     o.insert("when".into(), json!(when));
@@ -204,12 +310,20 @@ fuzz_target!(|input: Input| {
         _ => json!({ "role": 1 }),
     };
     let has_token = input.token % 5 != 0;
-    let headers: Vec<(String, Vec<u8>)> = vec![
+    let mut headers: Vec<(String, Vec<u8>)> = vec![
         (":method".into(), method.as_bytes().to_vec()),
         (":path".into(), path.as_bytes().to_vec()),
         (":authority".into(), b"api.example.com".to_vec()),
     ];
+    let team_lines = pick(&TEAMS, input.team);
+    for line in team_lines {
+        headers.push(("x-team".into(), line.as_bytes().to_vec()));
+    }
+    let peer = pick(&PEERS, input.peer);
+    let ip = pick(&IPS, input.ip).and_then(|s| s.parse::<IpAddr>().ok());
     let mut request = Request::from_headers(&headers);
+    request.peer_identity = peer;
+    request.source_ip = ip;
     if has_token {
         request.jwt = Some(Jwt {
             issuer: None,
@@ -224,6 +338,9 @@ fuzz_target!(|input: Input| {
         url_path: path.split('?').next().unwrap_or(path),
         role: payload.get("role").cloned(),
         has_token,
+        peer,
+        ip,
+        team: (!team_lines.is_empty()).then(|| team_lines.join(",")),
     };
     let matched = |deny: bool| {
         policies
@@ -241,7 +358,8 @@ fuzz_target!(|input: Input| {
     let got_allow = decision.outcome == Outcome::Allow;
     assert_eq!(
         got_allow, expected_allow,
-        "evaluator {:?} vs reference allow={expected_allow} for {method} {path} token={}\n{config}",
+        "evaluator {:?} vs reference allow={expected_allow} for {method} {path} token={} \
+         peer={peer:?} ip={ip:?} x-team={team_lines:?}\n{config}",
         decision.outcome, input.token
     );
     assert_eq!(decision.enforced.allowed, got_allow);
