@@ -9,7 +9,7 @@ mod remote;
 #[path = "jwt_authn/workers.rs"]
 mod workers;
 
-use meshguard_harness::{Clock, HarnessError, Host, HostBuilder, Outcome, Request};
+use meshguard_harness::{Clock, HarnessError, HeaderCodec, Host, HostBuilder, Outcome, Request};
 use meshguard_wasm_artifacts::JWT_AUTHN;
 use serde_json::{json, Value};
 
@@ -56,6 +56,10 @@ fn builder(config: Value) -> HostBuilder {
 }
 
 fn local_host(rules: Value) -> Host {
+    local_builder(rules).build().unwrap()
+}
+
+fn local_builder(rules: Value) -> HostBuilder {
     builder(json!({
         "providers": {
             "idp": idp_local(),
@@ -69,8 +73,6 @@ fn local_host(rules: Value) -> Host {
         },
         "rules": rules
     }))
-    .build()
-    .unwrap()
 }
 
 fn require_idp() -> Value {
@@ -265,26 +267,34 @@ fn forward_true_keeps_the_token() {
 
 #[test]
 fn duplicate_authorization_and_two_tokens_are_400() {
-    let host = local_host(
-        json!([{"match": {"prefix": "/"}, "requires": {"requires_any": {"requirements": [
-        {"provider_name": "idp"}, {"provider_name": "hmac"}]}}}]),
-    );
-    let out = host
-        .send(
-            Request::get("/")
-                .header("authorization", bearer("valid_k1"))
-                .header("authorization", bearer("valid_k1")),
-        )
-        .unwrap();
-    assert_eq!(out.status, 400);
-    assert!(reply_header(&out, "www-authenticate")
-        .unwrap()
-        .contains(r#"error="invalid_request""#));
-    assert_eq!(
-        state(&out, "reason").as_deref(),
-        Some("duplicate_token_header")
-    );
-    // Envoy hands repeated `authorization` lines to the filter merged with ','.
+    let rules = json!([{"match": {"prefix": "/"}, "requires": {"requires_any": {"requirements": [
+        {"provider_name": "idp"}, {"provider_name": "hmac"}]}}}]);
+    // Both forms: Envoy's (two lines joined with ',' into one value, the harness default) and
+    // raw duplicate entries (a host that does not merge).
+    for codec in [HeaderCodec::Http1, HeaderCodec::Http2, HeaderCodec::Raw] {
+        let host = local_builder(rules.clone())
+            .header_codec(codec)
+            .build()
+            .unwrap();
+        let out = host
+            .send(
+                Request::get("/")
+                    .header("authorization", bearer("valid_k1"))
+                    .header("authorization", bearer("valid_k1")),
+            )
+            .unwrap();
+        assert_eq!(out.status, 400, "{codec:?}");
+        assert!(reply_header(&out, "www-authenticate")
+            .unwrap()
+            .contains(r#"error="invalid_request""#));
+        assert_eq!(
+            state(&out, "reason").as_deref(),
+            Some("duplicate_token_header"),
+            "{codec:?}"
+        );
+    }
+    let host = local_host(rules);
+    // The joined form sent as one line is refused the same way.
     let merged = format!("{},{}", bearer("valid_k1"), bearer("valid_k1"));
     let out = host
         .send(Request::get("/").header("authorization", merged))

@@ -151,6 +151,8 @@ pub struct Outcome {
     pub traps: Vec<TrapInfo>,
     /// A filter still held the request when the harness gave up waiting (nothing was pending).
     pub stuck: bool,
+    /// Times the filters' request-header changes cleared Envoy's route cache (gotcha 21).
+    pub route_cache_cleared: u32,
 }
 
 impl Outcome {
@@ -260,5 +262,6 @@ fn outcome(stream: &HttpStream, logs: Vec<LogEntry>, traps: Vec<TrapInfo>, stuck
         http_calls: stream.http_calls(),
         traps,
         stuck,
+        route_cache_cleared: stream.route_cache_cleared(),
     }
 }

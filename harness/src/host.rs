@@ -9,6 +9,7 @@ use std::time::Duration;
 use wasmtime::InstancePre;
 
 use crate::clock::Clock;
+use crate::codec::HeaderCodec;
 use crate::driver;
 use crate::engine;
 use crate::error::{HarnessError, Result};
@@ -83,6 +84,7 @@ pub struct HostBuilder {
     record_hostcalls: bool,
     properties: Vec<(String, Vec<u8>)>,
     log_level: LogLevel,
+    header_codec: HeaderCodec,
 }
 
 impl HostBuilder {
@@ -99,7 +101,15 @@ impl HostBuilder {
             record_hostcalls: true,
             properties: crate::properties::defaults(),
             log_level: LogLevel::Trace,
+            header_codec: HeaderCodec::default(),
         }
+    }
+
+    /// How repeated header lines reach the filters: Envoy over HTTP/1.1 (default), Envoy over
+    /// HTTP/2 (`cookie` crumbs joined too), or raw duplicates (a host that does not merge).
+    pub fn header_codec(mut self, codec: HeaderCodec) -> HostBuilder {
+        self.header_codec = codec;
+        self
     }
 
     /// Appends a filter to the chain (decoded in this order, encoded in reverse).
@@ -294,6 +304,7 @@ impl HostBuilder {
             fuel: self.fuel,
             memory_limit: self.memory_limit,
             properties: Arc::new(self.properties.iter().cloned().collect()),
+            header_codec: self.header_codec,
             next_stream: AtomicU64::new(1),
             round_robin: AtomicUsize::new(0),
             reloads: AtomicUsize::new(0),
@@ -342,6 +353,7 @@ pub(crate) struct HostInner {
     pub fuel: Option<u64>,
     pub memory_limit: Option<usize>,
     pub properties: Arc<HashMap<String, Vec<u8>>>,
+    pub header_codec: HeaderCodec,
     pub next_stream: AtomicU64,
     pub round_robin: AtomicUsize,
     pub reloads: AtomicUsize,

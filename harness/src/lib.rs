@@ -16,6 +16,7 @@
 mod abi;
 mod admin;
 mod clock;
+mod codec;
 mod driver;
 mod engine;
 mod error;
@@ -33,6 +34,7 @@ mod vm;
 
 pub use admin::SharedDataSize;
 pub use clock::Clock;
+pub use codec::HeaderCodec;
 pub use error::{HarnessError, Result};
 pub use exchange::{Outcome, Request};
 pub use host::{FilterSpec, Host, HostBuilder};

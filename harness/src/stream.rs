@@ -4,6 +4,7 @@ use std::collections::BTreeMap;
 use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex};
 
+use crate::codec::{self, Side};
 use crate::driver;
 use crate::error::{HarnessError, Result};
 use crate::host::HostInner;
@@ -50,12 +51,13 @@ impl HttpStream {
             host.reload_failed(&mut w)?;
         }
         let id = host.next_stream.fetch_add(1, Ordering::SeqCst);
-        let state = StreamState::new(
+        let mut state = StreamState::new(
             id,
             host.filter_count(),
             host.shared.clock.unix_nanos(),
             host.properties.clone(),
         );
+        state.codec = host.header_codec;
         Ok(HttpStream {
             host,
             worker,
@@ -133,14 +135,16 @@ impl HttpStream {
         }
     }
 
-    /// Request headers arrive from the client (names lower-cased, duplicates kept).
+    /// Request headers arrive from the client, one pair per header line: names lower-cased,
+    /// repeated lines merged as the host's [`HeaderCodec`] does (Envoy by default: inline
+    /// headers such as `authorization` joined with `,`; others kept as separate entries).
     pub fn request_headers<I, K, V>(&mut self, headers: I, end_of_stream: bool) -> Result<Step>
     where
         I: IntoIterator<Item = (K, V)>,
         K: AsRef<str>,
         V: AsRef<[u8]>,
     {
-        let map = HeaderMap::from_pairs(headers);
+        let map = codec::incoming(self.host.header_codec, Side::Request, headers);
         self.step(Dir::Decode, Item::Headers { eos: end_of_stream }, |s| {
             s.request_headers = map
         })
@@ -171,8 +175,8 @@ impl HttpStream {
         })
     }
 
-    /// Response headers arrive from the upstream (include `:status`). Ignored once a local
-    /// reply was sent.
+    /// Response headers arrive from the upstream (include `:status`), merged like request
+    /// headers (with Envoy's inline response headers). Ignored once a local reply was sent.
     pub fn response_headers<I, K, V>(&mut self, headers: I, end_of_stream: bool) -> Result<Step>
     where
         I: IntoIterator<Item = (K, V)>,
@@ -182,7 +186,7 @@ impl HttpStream {
         if lock(&self.state).local_reply.is_some() {
             return Ok(self.snapshot(Dir::Encode));
         }
-        let map = HeaderMap::from_pairs(headers);
+        let map = codec::incoming(self.host.header_codec, Side::Response, headers);
         self.step(Dir::Encode, Item::Headers { eos: end_of_stream }, |s| {
             s.response_headers = Some(map)
         })
@@ -299,6 +303,13 @@ impl HttpStream {
             .as_ref()
             .and_then(|h| h.get(":status"))
             .and_then(|s| s.parse().ok())
+    }
+
+    /// How many times a filter's request-header change cleared Envoy's route cache (Envoy calls
+    /// `clearRouteCache()` after every add, replace, remove or set-pairs on the request headers,
+    /// so the router picks the route again with the changed headers).
+    pub fn route_cache_cleared(&self) -> u32 {
+        lock(&self.state).route_cache_cleared
     }
 
     /// Filter state of the stream (`wasm.<key>` → value); readable after [`Self::finish`].

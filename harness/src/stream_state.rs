@@ -5,6 +5,7 @@
 use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::sync::{Arc, Mutex};
 
+use crate::codec::HeaderCodec;
 use crate::types::{HeaderMap, LocalReply};
 
 /// A stream as the VMs see it.
@@ -62,6 +63,10 @@ pub(crate) struct Slot {
 #[derive(Debug)]
 pub(crate) struct StreamState {
     pub id: u64,
+    /// How repeated header lines become map entries (the host's setting).
+    pub codec: HeaderCodec,
+    /// Times a request-header change by a filter cleared Envoy's route cache.
+    pub route_cache_cleared: u32,
     pub request_headers: HeaderMap,
     pub request_trailers: Option<HeaderMap>,
     pub response_headers: Option<HeaderMap>,
@@ -107,6 +112,8 @@ impl StreamState {
     ) -> StreamState {
         StreamState {
             id,
+            codec: HeaderCodec::default(),
+            route_cache_cleared: 0,
             request_headers: HeaderMap::new(),
             request_trailers: None,
             response_headers: None,

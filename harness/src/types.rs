@@ -190,6 +190,25 @@ impl HeaderMap {
             .push((name.to_ascii_lowercase(), value.to_vec()));
     }
 
+    /// Envoy's `appendToHeader` on an inline slot: `value` is appended to the first entry of
+    /// `name` after `delimiter` (nothing when `value` is empty; no delimiter when the entry is
+    /// empty), or the header is added when absent.
+    pub(crate) fn append_joined(&mut self, name: &str, value: &[u8], delimiter: &[u8]) {
+        let name = name.to_ascii_lowercase();
+        match self.entries.iter_mut().find(|(k, _)| *k == name) {
+            Some((_, existing)) => {
+                if value.is_empty() {
+                    return;
+                }
+                if !existing.is_empty() {
+                    existing.extend_from_slice(delimiter);
+                }
+                existing.extend_from_slice(value);
+            }
+            None => self.entries.push((name, value.to_vec())),
+        }
+    }
+
     /// Replaces every value of `name` with one (Envoy `setCopy`): the first occurrence keeps
     /// its position, or the header is appended.
     pub fn replace(&mut self, name: &str, value: &[u8]) {

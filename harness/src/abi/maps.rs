@@ -6,6 +6,7 @@ use super::proxy::{hostcall, plugin_config_readable};
 use super::{
     copy_out, parse_pairs, read, read_str, run, serialize_pairs, stream, write_u32, Cx, Hc,
 };
+use crate::codec::{self, Side};
 use crate::shared::lock;
 use crate::stream_state::StreamState;
 use crate::types::{HeaderMap, Status};
@@ -107,8 +108,15 @@ fn stream_map(s: &StreamState, filter: usize, kind: i32, write: bool) -> Option<
     }
 }
 
-/// Applies `f` to a writable map; BAD_ARGUMENT when the map is not writable now.
-fn write_map(c: Cx, kind: i32, f: impl FnOnce(&mut HeaderMap)) -> Status {
+/// Applies `f` to a writable map; BAD_ARGUMENT when the map is not writable now. `f` gets the
+/// map and an `addCopy` that joins inline headers as Envoy does. A change to the request
+/// headers clears Envoy's route cache (`clearRouteCache()` after every add, replace, remove and
+/// set-pairs on them, even when nothing changed): counted per stream.
+fn write_map(
+    c: Cx,
+    kind: i32,
+    f: impl FnOnce(&mut HeaderMap, &dyn Fn(&mut HeaderMap, &str, &[u8])),
+) -> Status {
     if !(0..=3).contains(&kind) {
         return Status::BadArgument;
     }
@@ -120,6 +128,16 @@ fn write_map(c: Cx, kind: i32, f: impl FnOnce(&mut HeaderMap)) -> Status {
     if stream_map(&s, filter, kind, true).is_none() {
         return Status::BadArgument;
     }
+    let codec = s.codec;
+    let side = match kind {
+        0 => Some(Side::Request),
+        2 => Some(Side::Response),
+        _ => None,
+    };
+    let add_copy = move |m: &mut HeaderMap, name: &str, value: &[u8]| match side {
+        Some(side) => codec::add(codec, side, m, name, value),
+        None => m.add(name, value),
+    };
     let map = match kind {
         0 => Some(&mut s.request_headers),
         1 => s.request_trailers.as_mut(),
@@ -128,7 +146,10 @@ fn write_map(c: Cx, kind: i32, f: impl FnOnce(&mut HeaderMap)) -> Status {
     };
     match map {
         Some(m) => {
-            f(m);
+            f(m, &add_copy);
+            if kind == 0 {
+                s.route_cache_cleared = s.route_cache_cleared.saturating_add(1);
+            }
             Status::Ok
         }
         None => Status::BadArgument,
@@ -146,7 +167,12 @@ fn get_pairs(c: Cx, args: &mut String, kind: i32, pp: i32, lp: i32) -> Hc<Status
 fn set_pairs(c: Cx, args: &mut String, kind: i32, p: i32, len: i32) -> Hc<Status> {
     let pairs = parse_pairs(&read(c, p, len)?);
     *args = format!("map={kind} pairs={}", pairs.len());
-    Ok(write_map(c, kind, |m| *m = HeaderMap::from_pairs(pairs)))
+    Ok(write_map(c, kind, |m, add_copy| {
+        *m = HeaderMap::new();
+        for (k, v) in &pairs {
+            add_copy(m, k, v);
+        }
+    }))
 }
 
 fn get_size(c: Cx, args: &mut String, kind: i32, sp: i32) -> Hc<Status> {
@@ -202,7 +228,7 @@ fn add_value(
     let key = read_str(c, kp, kl)?;
     let value = read(c, vp, vl)?;
     *args = format!("map={kind} {key:?}={:?}", String::from_utf8_lossy(&value));
-    Ok(write_map(c, kind, |m| m.add(&key, &value)))
+    Ok(write_map(c, kind, |m, add_copy| add_copy(m, &key, &value)))
 }
 
 fn replace_value(
@@ -217,13 +243,13 @@ fn replace_value(
     let key = read_str(c, kp, kl)?;
     let value = read(c, vp, vl)?;
     *args = format!("map={kind} {key:?}={:?}", String::from_utf8_lossy(&value));
-    Ok(write_map(c, kind, |m| m.replace(&key, &value)))
+    Ok(write_map(c, kind, |m, _| m.replace(&key, &value)))
 }
 
 fn remove_value(c: Cx, args: &mut String, kind: i32, kp: i32, kl: i32) -> Hc<Status> {
     let key = read_str(c, kp, kl)?;
     *args = format!("map={kind} {key:?}");
-    Ok(write_map(c, kind, |m| m.remove(&key)))
+    Ok(write_map(c, kind, |m, _| m.remove(&key)))
 }
 
 /// The bytes of buffer `kind` visible now, `Ok(None)` = NOT_FOUND.

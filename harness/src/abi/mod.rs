@@ -35,10 +35,10 @@ pub(crate) type Hc<T> = Result<T, HcErr>;
 
 pub(crate) type Cx<'a, 'b> = &'a mut Caller<'b, VmState>;
 
-/// Hostcalls allowed while `_initialize`/`main` run (cpp-host `startVm`).
+/// Hostcalls allowed while `_initialize`/`main` run (cpp-host `startVm` restricts them to
+/// `env.proxy_log` and this WASI subset; any other call traps with `restricted_callback`).
 const INIT_ALLOWED: &[&str] = &[
     "proxy_log",
-    "proxy_get_log_level",
     "fd_write",
     "fd_fdstat_get",
     "fd_prestat_get",
