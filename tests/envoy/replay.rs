@@ -400,5 +400,7 @@ fn outcome(
         http_calls: Vec::new(),
         traps: Vec::new(),
         stuck: false,
+        // Envoy does not expose route-cache clears; the comparison ignores this field.
+        route_cache_cleared: 0,
     }
 }
