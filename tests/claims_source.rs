@@ -1,8 +1,8 @@
 //! `claims_source: {"envoy_jwt_authn": …}` in the compiled authz, ratelimit and audit filters:
 //! the verified payload Envoy's native jwt_authn wrote with `payload_in_metadata`, set here as the
-//! stream property `metadata.filter_metadata["envoy.filters.http.jwt_authn"][<key>]` holding a
-//! serialized `google.protobuf.Struct` (what Envoy 1.40 serves; see `e2e_native.rs` for the
-//! real thing). The issuer must be a configured provider's; no payload means unauthenticated;
+//! stream property `["metadata"]` holding a serialized `envoy.config.core.v3.Metadata` whose
+//! `filter_metadata["envoy.filters.http.jwt_authn"][<key>]` is the payload (what Envoy 1.40
+//! serves; see `e2e_native.rs` for the real thing). The issuer must be a configured provider's; no payload means unauthenticated;
 //! neither a client header nor the meshguard jwt-authn hand-off ever counts in its place.
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
@@ -15,20 +15,11 @@ mod chain;
 mod ratelimit;
 
 use meshguard_core::handoff;
-use meshguard_core::identity::structpb::encode_struct;
+use meshguard_core::identity::structpb::encode_filter_metadata;
+use meshguard_core::identity::{JWT_AUTHN_METADATA_NAMESPACE, METADATA_PROPERTY};
 use meshguard_harness::{HarnessError, Host, Request};
 use meshguard_wasm_artifacts::{AUDIT, AUTHZ, RATELIMIT};
 use serde_json::{json, Value};
-
-/// The property path Envoy serves jwt_authn's `payload_in_metadata: <key>` at.
-pub(crate) fn metadata_path(key: &str) -> [&str; 4] {
-    [
-        "metadata",
-        "filter_metadata",
-        "envoy.filters.http.jwt_authn",
-        key,
-    ]
-}
 
 /// Istio's shape: every provider writes `payload`; `legacy` keeps its own key.
 pub(crate) fn source() -> Value {
@@ -41,9 +32,10 @@ pub(crate) fn source() -> Value {
 
 /// A request carrying `payload` under metadata key `key`, as Envoy's jwt_authn leaves it.
 pub(crate) fn with_payload(request: Request, key: &str, payload: Value) -> Request {
+    let namespace = json!({ key: payload });
     request.property(
-        &metadata_path(key),
-        encode_struct(payload.as_object().unwrap()),
+        &METADATA_PROPERTY,
+        encode_filter_metadata(&[(JWT_AUTHN_METADATA_NAMESPACE, namespace.as_object().unwrap())]),
     )
 }
 
@@ -79,7 +71,8 @@ fn admins() -> Value {
 #[test]
 fn authz_allows_and_denies_on_native_claims() {
     let host = authz(admins());
-    let alice = json!({"iss": "https://idp.example.com", "sub": "alice", "roles": ["admin"], "level": 3});
+    let alice =
+        json!({"iss": "https://idp.example.com", "sub": "alice", "roles": ["admin"], "level": 3});
     let out = host
         .send(with_payload(Request::get("/"), "payload", alice.clone()))
         .unwrap();
@@ -91,14 +84,20 @@ fn authz_allows_and_denies_on_native_claims() {
         Some("allow")
     );
     // Under the provider's own key, on the other worker.
-    let legacy = json!({"iss": "https://legacy.example.com", "sub": "bob", "roles": ["admin"], "level": 3});
+    let legacy =
+        json!({"iss": "https://legacy.example.com", "sub": "bob", "roles": ["admin"], "level": 3});
     let out = host
-        .send(with_payload(Request::get("/").on_worker(1), "legacy", legacy))
+        .send(with_payload(
+            Request::get("/").on_worker(1),
+            "legacy",
+            legacy,
+        ))
         .unwrap();
     assert_eq!(out.status, 200);
 
     // Claims that do not satisfy the rule.
-    let reader = json!({"iss": "https://idp.example.com", "sub": "carol", "roles": ["reader"], "level": 3});
+    let reader =
+        json!({"iss": "https://idp.example.com", "sub": "carol", "roles": ["reader"], "level": 3});
     let out = host
         .send(with_payload(Request::get("/"), "payload", reader))
         .unwrap();
@@ -114,7 +113,8 @@ fn authz_allows_and_denies_on_native_claims() {
 #[test]
 fn authz_fails_closed_without_accepted_metadata() {
     let host = authz(admins());
-    let alice = json!({"iss": "https://idp.example.com", "sub": "alice", "roles": ["admin"], "level": 3});
+    let alice =
+        json!({"iss": "https://idp.example.com", "sub": "alice", "roles": ["admin"], "level": 3});
     let cases: Vec<(&str, Request)> = vec![
         ("no metadata", Request::get("/")),
         ("spoofed headers and hand-off", spoofed(Request::get("/"))),
@@ -139,10 +139,17 @@ fn authz_fails_closed_without_accepted_metadata() {
             with_payload(Request::get("/"), "jwt_payload", alice.clone()),
         ),
         (
-            "JSON text instead of a Struct",
+            "JSON text instead of a Metadata message",
+            Request::get("/").property(&METADATA_PROPERTY, alice.to_string().into_bytes()),
+        ),
+        (
+            "the payload in another filter's namespace",
             Request::get("/").property(
-                &metadata_path("payload"),
-                alice.to_string().into_bytes(),
+                &METADATA_PROPERTY,
+                encode_filter_metadata(&[(
+                    "envoy.filters.http.lua",
+                    json!({"payload": alice.clone()}).as_object().unwrap(),
+                )]),
             ),
         ),
     ];
@@ -167,11 +174,12 @@ fn the_default_source_ignores_metadata() {
         .plugin_config_json(json!({"policies": admins()}))
         .build()
         .unwrap();
-    let alice = json!({"iss": "https://idp.example.com", "sub": "alice", "roles": ["admin"], "level": 3});
+    let alice =
+        json!({"iss": "https://idp.example.com", "sub": "alice", "roles": ["admin"], "level": 3});
     let out = host
         .send(with_payload(Request::get("/"), "payload", alice))
         .unwrap();
-    assert_eq!(out.status, 403);
+    assert_eq!(out.status, 403, "{:?}", out.logs);
 }
 
 #[test]

@@ -16,6 +16,8 @@ mod envoy;
 mod faults;
 #[path = "e2e_load.rs"]
 mod load;
+#[path = "e2e_native.rs"]
+mod native;
 #[path = "e2e_proxy.rs"]
 mod proxy;
 

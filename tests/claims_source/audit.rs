@@ -35,7 +35,10 @@ fn records_and_forwards_the_native_subject() {
     let attrs = &record(&out)["attributes"];
     assert_eq!(attrs["user.id"], "alice");
     assert_eq!(attrs["meshguard.authn.outcome"], "verified");
-    assert_eq!(attrs["meshguard.authn.issuer"], "https://partner.example.com");
+    assert_eq!(
+        attrs["meshguard.authn.issuer"],
+        "https://partner.example.com"
+    );
     assert_eq!(attrs["meshguard.authn.provider"], "partner");
     assert_eq!(
         out.upstream_header("x-meshguard-subject").as_deref(),

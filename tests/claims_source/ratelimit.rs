@@ -7,9 +7,7 @@ use serde_json::json;
 use super::{source, spoofed, with_payload};
 
 fn host() -> Host {
-    let bucket = |n: u64| {
-        json!({"token_bucket": {"max_tokens": n, "tokens_per_fill": n, "fill_interval": "1h"}})
-    };
+    let bucket = |n: u64| json!({"token_bucket": {"max_tokens": n, "tokens_per_fill": n, "fill_interval": "1h"}});
     Host::builder(RATELIMIT)
         .plugin_config_json(json!({
             "claims_source": source(),
@@ -37,11 +35,7 @@ fn limits_follow_the_native_subject_and_tier() {
     let host = host();
     let statuses = |sub: &str, plan: &str, n: usize| -> Vec<u16> {
         (0..n)
-            .map(|i| {
-                host.send(user(sub, plan).on_worker(i % 2))
-                    .unwrap()
-                    .status
-            })
+            .map(|i| host.send(user(sub, plan).on_worker(i % 2)).unwrap().status)
             .collect()
     };
     assert_eq!(statuses("alice", "free", 3), [200, 200, 429]);

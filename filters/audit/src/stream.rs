@@ -7,7 +7,7 @@ use meshguard_core::audit::plan::{log_plan, request_plan, LogInput, Seen};
 use meshguard_core::audit::props;
 use meshguard_core::audit::stages::Handoff;
 use meshguard_core::handoff::{self as keys, AUDIT_RECORD};
-use meshguard_core::identity::{ClaimsSource, EnvoyJwtAuthn};
+use meshguard_core::identity::{ClaimsSource, EnvoyJwtAuthn, METADATA_PROPERTY};
 use meshguard_host::{self as host, Headers, HostError};
 use proxy_wasm::traits::{Context, HttpContext};
 use proxy_wasm::types::{Action, LogLevel};
@@ -118,14 +118,8 @@ impl AuditStream {
             JWT_OUTCOME | JWT_REASON | JWT_ISSUER | JWT_SUBJECT | JWT_PROVIDER => None,
             _ => self.property(&[key]),
         });
-        let claims = source.select(|path| Ok::<_, HostError>(self.property(path)));
-        match claims {
-            Ok(claims) => handoff.with_envoy_claims(&claims),
-            Err(e) => {
-                self.error(&e);
-                handoff
-            }
-        }
+        let metadata = self.property(&METADATA_PROPERTY);
+        handoff.with_envoy_claims(&source.select(metadata.as_deref()))
     }
 
     fn error(&self, e: &HostError) {

@@ -12,7 +12,7 @@ use std::rc::Rc;
 
 use meshguard_core::config::FilterConfig;
 use meshguard_core::handoff;
-use meshguard_core::identity::{ClaimsSource, EnvoyClaims, EnvoyJwtAuthn};
+use meshguard_core::identity::{ClaimsSource, EnvoyClaims, EnvoyJwtAuthn, METADATA_PROPERTY};
 use meshguard_core::policy::{ip, Authorizer, Decision, Jwt, Outcome, Request, Verdict};
 use meshguard_host::{self as host, Headers};
 use proxy_wasm::traits::{Context, HttpContext, RootContext};
@@ -110,7 +110,7 @@ type JwtFacts = (Value, Option<String>, Option<String>);
 /// The claims Envoy's jwt_authn verified (`claims_source.envoy_jwt_authn`); `None` when there
 /// are none or they are not accepted: the request is then unauthenticated.
 fn envoy_claims(source: &EnvoyJwtAuthn) -> host::Result<Option<JwtFacts>> {
-    match source.select(host::property)? {
+    match source.select(host::property(&METADATA_PROPERTY)?.as_deref()) {
         EnvoyClaims::Verified(v) => Ok(Some((v.payload, Some(v.issuer), v.subject))),
         EnvoyClaims::Missing => Ok(None),
         EnvoyClaims::Rejected(why) => {

@@ -13,7 +13,7 @@ use std::rc::Rc;
 
 use meshguard_core::config::FilterConfig;
 use meshguard_core::handoff;
-use meshguard_core::identity::ClaimsSource;
+use meshguard_core::identity::{ClaimsSource, METADATA_PROPERTY};
 use meshguard_core::limiter::config::{FailureMode, RateLimitConfig};
 use meshguard_core::limiter::decision::{count_response, evaluate, Decision, Evaluation};
 use meshguard_core::limiter::descriptor::DescriptorSource;
@@ -181,7 +181,9 @@ impl RateLimitStream {
             None
         };
         let envoy = match (&state.config.claims_source, state.needs.jwt) {
-            (ClaimsSource::EnvoyJwtAuthn(source), true) => Some(source.select(host::property)?),
+            (ClaimsSource::EnvoyJwtAuthn(source), true) => {
+                Some(source.select(host::property(&METADATA_PROPERTY)?.as_deref()))
+            }
             _ => None,
         };
         let (payload, subject) = if let Some(claims) = envoy {

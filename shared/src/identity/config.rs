@@ -77,8 +77,8 @@ pub struct EnvoyJwtAuthn {
 /// One `payload_in_metadata` key and the providers that write it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct MetadataKey {
-    /// The key, and the full property path that reads it.
-    pub(crate) path: [String; 4],
+    /// The key in the `envoy.filters.http.jwt_authn` namespace.
+    pub(crate) key: String,
     /// `(provider name, issuer)`, in provider-name order.
     pub(crate) providers: Vec<(String, String)>,
 }
@@ -148,16 +148,11 @@ impl EnvoyJwtAuthn {
                 continue;
             }
             let key = provider.payload_in_metadata.as_str();
-            let entry = match keys.iter_mut().position(|k| k.path[3] == key) {
+            let entry = match keys.iter_mut().position(|k| k.key == key) {
                 Some(i) => keys.get_mut(i),
                 None => {
                     keys.push(MetadataKey {
-                        path: [
-                            "metadata".to_owned(),
-                            "filter_metadata".to_owned(),
-                            JWT_AUTHN_METADATA_NAMESPACE.to_owned(),
-                            key.to_owned(),
-                        ],
+                        key: key.to_owned(),
                         providers: Vec::new(),
                     });
                     keys.last_mut()
@@ -186,12 +181,8 @@ impl EnvoyJwtAuthn {
         EnvoyJwtAuthn { keys }
     }
 
-    /// The property paths read per request (`["metadata", "filter_metadata",
-    /// "envoy.filters.http.jwt_authn", <payload_in_metadata>]`), one per distinct key.
-    pub fn property_paths(&self) -> impl Iterator<Item = [&str; 4]> {
-        self.keys.iter().map(|k| {
-            let [a, b, c, d] = &k.path;
-            [a.as_str(), b.as_str(), c.as_str(), d.as_str()]
-        })
+    /// The `payload_in_metadata` keys looked at, in provider-name order of first use.
+    pub fn keys(&self) -> impl Iterator<Item = &str> {
+        self.keys.iter().map(|k| k.key.as_str())
     }
 }

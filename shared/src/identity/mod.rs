@@ -3,9 +3,9 @@
 //! `envoy.filters.http.jwt_authn` (Istio RequestAuthentication) verified and wrote into dynamic
 //! metadata with `payload_in_metadata`.
 //!
-//! The native path: the filter reads the property
-//! `["metadata", "filter_metadata", "envoy.filters.http.jwt_authn", <payload_in_metadata>]`,
-//! which Envoy serves as a serialized `google.protobuf.Struct` ([`structpb`]), and accepts the
+//! The native path: the filter reads the property `["metadata"]` ([`METADATA_PROPERTY`]), which
+//! Envoy serves as the serialized `envoy.config.core.v3.Metadata` ([`structpb`]), takes
+//! `filter_metadata["envoy.filters.http.jwt_authn"][<payload_in_metadata>]`, and accepts the
 //! payload only when its `iss` is the issuer of a provider configured for that key
 //! ([`EnvoyJwtAuthn::select`]). Several providers may share a key (Istio writes every provider's
 //! payload to `payload`): `iss` tells them apart. No payload, or one not accepted, means the
@@ -19,7 +19,7 @@ pub mod structpb;
 mod tests;
 
 pub use config::{ClaimsSource, ClaimsSourceRaw, EnvoyJwtAuthn, JWT_AUTHN_METADATA_NAMESPACE};
-pub use select::{EnvoyClaims, Rejection, VerifiedClaims};
+pub use select::{EnvoyClaims, Rejection, VerifiedClaims, METADATA_PROPERTY};
 
 use crate::audit::stages::Handoff;
 

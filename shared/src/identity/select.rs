@@ -1,9 +1,13 @@
-//! Per request: read the configured metadata keys, decode, accept only a configured issuer.
+//! Per request: decode the dynamic metadata, find the configured keys, accept only a
+//! configured issuer.
 
 use serde_json::Value;
 
-use super::config::EnvoyJwtAuthn;
-use super::structpb::decode_struct;
+use super::config::{EnvoyJwtAuthn, JWT_AUTHN_METADATA_NAMESPACE};
+use super::structpb::decode_filter_metadata;
+
+/// The property path of the stream's dynamic metadata (`envoy.config.core.v3.Metadata`).
+pub const METADATA_PROPERTY: [&str; 1] = ["metadata"];
 
 /// A verified payload from Envoy's jwt_authn that a configured provider accounts for.
 #[derive(Debug, Clone, PartialEq)]
@@ -21,7 +25,8 @@ pub struct VerifiedClaims<'c> {
 /// Why a payload found in metadata was not accepted. The request is then unauthenticated.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Rejection {
-    /// The property was not a serialized `google.protobuf.Struct`.
+    /// The metadata was not a serialized `envoy.config.core.v3.Metadata`, or the key held no
+    /// object.
     Undecodable,
     /// The payload's `iss` is missing, not a string, or not the issuer of any configured
     /// provider writing that key.
@@ -69,23 +74,24 @@ impl<'c> EnvoyClaims<'c> {
 }
 
 impl EnvoyJwtAuthn {
-    /// Reads every configured key through `lookup` (the filter passes its `get_property`
-    /// wrapper; `Ok(None)` = absent) and returns the first payload, in provider-name order of
-    /// the keys, whose `iss` is the issuer of a provider configured for that key. A failing
-    /// lookup is returned as is: the caller fails closed.
-    pub fn select<E>(
-        &self,
-        mut lookup: impl FnMut(&[&str]) -> Result<Option<Vec<u8>>, E>,
-    ) -> Result<EnvoyClaims<'_>, E> {
+    /// Picks the verified payload out of the `["metadata"]` property ([`METADATA_PROPERTY`];
+    /// `None` when absent): the first configured key, in provider-name order, whose payload's
+    /// `iss` is the issuer of a provider configured for that key.
+    pub fn select(&self, metadata: Option<&[u8]>) -> EnvoyClaims<'_> {
+        let namespace = match metadata.filter(|b| !b.is_empty()) {
+            None => return EnvoyClaims::Missing,
+            Some(bytes) => match decode_filter_metadata(bytes, JWT_AUTHN_METADATA_NAMESPACE) {
+                Ok(Some(namespace)) => namespace,
+                Ok(None) => return EnvoyClaims::Missing,
+                Err(_) => return EnvoyClaims::Rejected(Rejection::Undecodable),
+            },
+        };
         let mut rejected = None;
         for key in &self.keys {
-            let [a, b, c, d] = &key.path;
-            let Some(bytes) = lookup(&[a, b, c, d])?.filter(|b| !b.is_empty()) else {
-                continue;
-            };
-            let payload = match decode_struct(&bytes) {
-                Ok(payload) => payload,
-                Err(_) => {
+            let payload = match namespace.get(&key.key) {
+                None => continue,
+                Some(Value::Object(payload)) => payload,
+                Some(_) => {
                     rejected.get_or_insert(Rejection::Undecodable);
                     continue;
                 }
@@ -96,18 +102,16 @@ impl EnvoyJwtAuthn {
                 rejected.get_or_insert(Rejection::IssuerNotAccepted);
                 continue;
             };
-            let issuer = issuer.to_owned();
-            let subject = payload
-                .get("sub")
-                .and_then(Value::as_str)
-                .map(str::to_owned);
-            return Ok(EnvoyClaims::Verified(VerifiedClaims {
-                payload: Value::Object(payload),
-                issuer,
-                subject,
+            return EnvoyClaims::Verified(VerifiedClaims {
+                issuer: issuer.to_owned(),
+                subject: payload
+                    .get("sub")
+                    .and_then(Value::as_str)
+                    .map(str::to_owned),
+                payload: Value::Object(payload.clone()),
                 provider,
-            }));
+            });
         }
-        Ok(rejected.map_or(EnvoyClaims::Missing, EnvoyClaims::Rejected))
+        rejected.map_or(EnvoyClaims::Missing, EnvoyClaims::Rejected)
     }
 }

@@ -1,9 +1,13 @@
-//! `google.protobuf.Struct` bytes ↔ JSON.
+//! Dynamic metadata bytes ↔ JSON.
 //!
-//! Envoy serves dynamic metadata through proxy-wasm `get_property` as a serialized
-//! `google.protobuf.Struct` (protobuf bytes, not JSON). jwt_authn's `payload_in_metadata` is such
-//! a Struct: the verified JWT payload converted from JSON, so every number is a double. Decoding
-//! uses `prost-types`; this module only maps the decoded tree onto `serde_json::Value`.
+//! Envoy 1.40 serves the property `["metadata"]` as the serialized
+//! `envoy.config.core.v3.Metadata` message (protobuf bytes): `filter_metadata` maps a filter
+//! namespace to a `google.protobuf.Struct`. jwt_authn's `payload_in_metadata` is a field of its
+//! namespace's Struct: the verified JWT payload converted from JSON, so every number is a double.
+//! (A deeper path such as `["metadata", "filter_metadata", "envoy.filters.http.jwt_authn",
+//! "payload"]` comes back in proxy-wasm's lossy key/value-pairs encoding — numbers as raw
+//! doubles, lists as pairs — so it is not used.) Decoding uses `prost`/`prost-types`; this module
+//! only maps the decoded tree onto `serde_json::Value`.
 
 use prost::Message;
 use prost_types::value::Kind;
@@ -16,6 +20,38 @@ pub enum StructError {
     /// types, nested deeper than prost's recursion limit).
     #[error("not a serialized google.protobuf.Struct: {0}")]
     Decode(String),
+}
+
+/// `envoy.config.core.v3.Metadata`, reduced to the field read here; the others
+/// (`typed_filter_metadata = 2`) are skipped as unknown fields.
+#[derive(Clone, PartialEq, prost::Message)]
+struct Metadata {
+    /// Filter namespace → its Struct.
+    #[prost(map = "string, message", tag = "1")]
+    filter_metadata: std::collections::HashMap<String, prost_types::Struct>,
+}
+
+/// Decodes serialized `envoy.config.core.v3.Metadata` bytes and returns the Struct of filter
+/// namespace `namespace` as a JSON object (`None` when the namespace is absent).
+pub fn decode_filter_metadata(
+    bytes: &[u8],
+    namespace: &str,
+) -> Result<Option<Map<String, Value>>, StructError> {
+    let mut metadata = Metadata::decode(bytes).map_err(|e| StructError::Decode(e.to_string()))?;
+    Ok(metadata.filter_metadata.remove(namespace).map(object))
+}
+
+/// Encodes serialized `envoy.config.core.v3.Metadata` bytes holding `namespaces` (namespace →
+/// Struct as a JSON object), the way Envoy serves the `["metadata"]` property. For tests and test
+/// hosts that play Envoy's part.
+pub fn encode_filter_metadata(namespaces: &[(&str, &Map<String, Value>)]) -> Vec<u8> {
+    Metadata {
+        filter_metadata: namespaces
+            .iter()
+            .map(|(ns, object)| ((*ns).to_owned(), to_struct(object)))
+            .collect(),
+    }
+    .encode_to_vec()
 }
 
 /// The largest integer a double represents exactly (2^53).
@@ -135,6 +171,39 @@ mod tests {
         assert_eq!(decoded["n"], json!(1e300), "beyond 2^53 stays a float");
         assert_eq!(decoded["nan"], Value::Null);
         assert_eq!(decoded["empty"], Value::Null);
+    }
+
+    #[wasm_bindgen_test(unsupported = test)]
+    fn filter_metadata_namespaces() {
+        let payload = obj(json!({"iss": "https://idp", "sub": "alice", "n": 3}));
+        let ns = obj(json!({"payload": payload}));
+        let other = obj(json!({"x": "y"}));
+        let bytes =
+            encode_filter_metadata(&[("envoy.filters.http.jwt_authn", &ns), ("lua", &other)]);
+        let got = decode_filter_metadata(&bytes, "envoy.filters.http.jwt_authn").unwrap();
+        assert_eq!(got, Some(ns));
+        assert_eq!(decode_filter_metadata(&bytes, "absent").unwrap(), None);
+        assert_eq!(decode_filter_metadata(&[], "lua").unwrap(), None);
+        assert!(decode_filter_metadata(&[0x0a, 0x05, 0x0a], "lua").is_err());
+    }
+
+    /// Bytes Envoy 1.40 served for `["metadata"]` after jwt_authn verified a token
+    /// (`payload_in_metadata: payload`), captured in the e2e run.
+    #[wasm_bindgen_test(unsupported = test)]
+    fn bytes_captured_from_envoy() {
+        let hex = include_str!("envoy_metadata.hex").trim();
+        let bytes: Vec<u8> = (0..hex.len())
+            .step_by(2)
+            .map(|i| u8::from_str_radix(&hex[i..i + 2], 16).unwrap())
+            .collect();
+        let ns = decode_filter_metadata(&bytes, "envoy.filters.http.jwt_authn")
+            .unwrap()
+            .unwrap();
+        let payload = &ns["payload"];
+        assert_eq!(payload["iss"], "https://issuer.e2e.test");
+        assert_eq!(payload["sub"], "alice");
+        assert_eq!(payload["roles"], json!(["reader"]));
+        assert!(payload["exp"].is_i64(), "{payload}");
     }
 
     #[wasm_bindgen_test(unsupported = test)]

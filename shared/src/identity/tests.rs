@@ -4,7 +4,7 @@ use serde::Deserialize;
 use serde_json::{json, Value};
 use wasm_bindgen_test::wasm_bindgen_test;
 
-use super::structpb::encode_struct;
+use super::structpb::encode_filter_metadata;
 use super::*;
 use crate::audit::stages::Handoff;
 use crate::config::{parse_json, ConfigErrors};
@@ -31,8 +31,8 @@ fn envoy(json: Value) -> EnvoyJwtAuthn {
     }
 }
 
-fn paths(e: &EnvoyJwtAuthn) -> Vec<String> {
-    e.property_paths().map(|p| p.join("/")).collect()
+fn keys(e: &EnvoyJwtAuthn) -> Vec<&str> {
+    e.keys().collect()
 }
 
 #[wasm_bindgen_test(unsupported = test)]
@@ -49,13 +49,7 @@ fn providers_group_by_metadata_key() {
         "a": {"issuer": "https://a", "payload_in_metadata": "payload"},
         "c": {"issuer": "https://c", "payload_in_metadata": "c_payload"}
     }));
-    assert_eq!(
-        paths(&e),
-        [
-            "metadata/filter_metadata/envoy.filters.http.jwt_authn/payload",
-            "metadata/filter_metadata/envoy.filters.http.jwt_authn/c_payload"
-        ]
-    );
+    assert_eq!(keys(&e), ["payload", "c_payload"]);
 }
 
 #[wasm_bindgen_test(unsupported = test)]
@@ -114,23 +108,23 @@ fn semantic_errors_are_collected_with_paths() {
     assert!(e.0[2].message.contains("provider \"c\""), "{e}");
 }
 
-fn lookup(
-    entries: Vec<(&'static str, Vec<u8>)>,
-) -> impl FnMut(&[&str]) -> Result<Option<Vec<u8>>, ()> {
-    move |path: &[&str]| {
-        assert_eq!(
-            path[..3],
-            ["metadata", "filter_metadata", JWT_AUTHN_METADATA_NAMESPACE]
-        );
-        Ok(entries
-            .iter()
-            .find(|(k, _)| path.get(3) == Some(k))
-            .map(|(_, v)| v.clone()))
-    }
+/// The `["metadata"]` property with these jwt_authn keys (and another filter's namespace).
+fn metadata(entries: Vec<(&str, Value)>) -> Vec<u8> {
+    let ns: serde_json::Map<String, Value> = entries
+        .into_iter()
+        .map(|(k, v)| (k.to_owned(), v))
+        .collect();
+    let lua = json!({"payload": {"iss": "https://kc", "sub": "lua-spoof"}});
+    encode_filter_metadata(&[
+        (JWT_AUTHN_METADATA_NAMESPACE, &ns),
+        ("envoy.filters.http.lua", lua.as_object().unwrap()),
+    ])
 }
 
-fn pb(v: Value) -> Vec<u8> {
-    encode_struct(v.as_object().unwrap())
+fn select<'e>(e: &'e EnvoyJwtAuthn, entries: Vec<(&str, Value)>) -> EnvoyClaims<'e> {
+    let bytes = metadata(entries);
+    // `select` borrows only the config, not the bytes.
+    e.select(Some(&bytes))
 }
 
 fn istio_like() -> EnvoyJwtAuthn {
@@ -144,12 +138,8 @@ fn istio_like() -> EnvoyJwtAuthn {
 #[wasm_bindgen_test(unsupported = test)]
 fn the_issuer_picks_the_provider() {
     let e = istio_like();
-    let claims = e
-        .select(lookup(vec![(
-            "payload",
-            pb(json!({"iss": "https://kc", "sub": "alice", "roles": ["admin"]})),
-        )]))
-        .unwrap();
+    let payload = json!({"iss": "https://kc", "sub": "alice", "roles": ["admin"]});
+    let claims = select(&e, vec![("payload", payload)]);
     let v = claims.verified().unwrap();
     assert_eq!(v.provider, "keycloak");
     assert_eq!(v.issuer, "https://kc");
@@ -157,12 +147,10 @@ fn the_issuer_picks_the_provider() {
     assert_eq!(v.payload["roles"], json!(["admin"]));
 
     // A payload under a provider's own key.
-    let claims = e
-        .select(lookup(vec![(
-            "legacy_payload",
-            pb(json!({"iss": "https://legacy", "sub": 7})),
-        )]))
-        .unwrap();
+    let claims = select(
+        &e,
+        vec![("legacy_payload", json!({"iss": "https://legacy", "sub": 7}))],
+    );
     let v = claims.verified().unwrap();
     assert_eq!(v.provider, "legacy");
     assert_eq!(v.subject, None, "a non-string sub is no subject");
@@ -171,51 +159,52 @@ fn the_issuer_picks_the_provider() {
 #[wasm_bindgen_test(unsupported = test)]
 fn wrong_issuer_missing_and_garbage_are_unauthenticated() {
     let e = istio_like();
-    assert_eq!(e.select(lookup(vec![])).unwrap(), EnvoyClaims::Missing);
-    assert_eq!(
-        e.select(lookup(vec![("payload", Vec::new())])).unwrap(),
-        EnvoyClaims::Missing
-    );
+    assert_eq!(e.select(None), EnvoyClaims::Missing);
+    assert_eq!(e.select(Some(&[][..])), EnvoyClaims::Missing);
+    assert_eq!(select(&e, vec![]), EnvoyClaims::Missing);
+    // Only the other filter's namespace has a `payload`.
+    let lua_only = encode_filter_metadata(&[(
+        "envoy.filters.http.lua",
+        json!({"payload": {"iss": "https://kc", "sub": "x"}})
+            .as_object()
+            .unwrap(),
+    )]);
+    assert_eq!(e.select(Some(&lua_only)), EnvoyClaims::Missing);
     // The legacy issuer written under the shared key: that provider writes elsewhere.
-    let wrong = e
-        .select(lookup(vec![(
+    let wrong = select(
+        &e,
+        vec![(
             "payload",
-            pb(json!({"iss": "https://legacy", "sub": "mallory"})),
-        )]))
-        .unwrap();
+            json!({"iss": "https://legacy", "sub": "mallory"}),
+        )],
+    );
     assert_eq!(wrong, EnvoyClaims::Rejected(Rejection::IssuerNotAccepted));
     for payload in [json!({"sub": "x"}), json!({"iss": 1, "sub": "x"})] {
         assert_eq!(
-            e.select(lookup(vec![("payload", pb(payload))])).unwrap(),
+            select(&e, vec![("payload", payload)]),
             EnvoyClaims::Rejected(Rejection::IssuerNotAccepted)
         );
     }
     assert_eq!(
-        e.select(lookup(vec![(
-            "payload",
-            b"{\"iss\":\"https://kc\"}".to_vec()
-        )]))
-        .unwrap(),
+        select(&e, vec![("payload", json!("{\"iss\":\"https://kc\"}"))]),
+        EnvoyClaims::Rejected(Rejection::Undecodable)
+    );
+    assert_eq!(
+        e.select(Some(&b"{\"iss\":\"https://kc\"}"[..])),
         EnvoyClaims::Rejected(Rejection::Undecodable)
     );
     // A rejected payload does not hide an accepted one under another key.
-    let both = e
-        .select(lookup(vec![
-            ("payload", pb(json!({"iss": "https://evil"}))),
+    let both = select(
+        &e,
+        vec![
+            ("payload", json!({"iss": "https://evil"})),
             (
                 "legacy_payload",
-                pb(json!({"iss": "https://legacy", "sub": "bob"})),
+                json!({"iss": "https://legacy", "sub": "bob"}),
             ),
-        ]))
-        .unwrap();
+        ],
+    );
     assert_eq!(both.verified().unwrap().subject.as_deref(), Some("bob"));
-}
-
-#[wasm_bindgen_test(unsupported = test)]
-fn lookup_errors_are_returned() {
-    let e = istio_like();
-    let r = e.select(|_: &[&str]| Err::<Option<Vec<u8>>, _>("host down"));
-    assert_eq!(r, Err("host down"));
 }
 
 #[wasm_bindgen_test(unsupported = test)]
@@ -227,12 +216,10 @@ fn audit_handoff_takes_only_envoy_claims() {
         authz_decision: Some("allow".into()),
         ..Handoff::default()
     };
-    let claims = e
-        .select(lookup(vec![(
-            "payload",
-            pb(json!({"iss": "https://auth0", "sub": "alice"})),
-        )]))
-        .unwrap();
+    let claims = select(
+        &e,
+        vec![("payload", json!({"iss": "https://auth0", "sub": "alice"}))],
+    );
     let h = spoofed.clone().with_envoy_claims(&claims);
     assert_eq!(h.jwt_outcome.as_deref(), Some("verified"));
     assert_eq!(h.jwt_subject.as_deref(), Some("alice"));
