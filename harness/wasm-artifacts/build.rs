@@ -21,7 +21,12 @@ const FILTERS: &[(&str, &str, &str)] = &[
     ("RATELIMIT", "meshguard-ratelimit", "meshguard_ratelimit"),
     ("AUDIT", "meshguard-audit", "meshguard_audit"),
     ("ABI_PROBE", "meshguard-abi-probe", "meshguard_abi_probe"),
+    ("FUSED", FUSED, "meshguard_fused"),
 ];
+
+/// The fused module is its own workspace (`filters/fused/Cargo.toml` says why): built by a
+/// second cargo run with `--manifest-path`, into the same target dir.
+const FUSED: &str = "meshguard-fused";
 
 /// Variables the outer cargo sets that would change or break the inner build.
 const LEAKY_VARS: &[&str] = &[
@@ -99,7 +104,7 @@ fn main() {
     }
     code.push_str(&format!(
         "/// The path of a filter by its short name (`passthrough`, `jwt_authn`, `authz`, \
-         `ratelimit`, `audit`, `abi_probe`) or its package name.\n\
+         `ratelimit`, `audit`, `abi_probe`, `fused`) or its package name.\n\
          pub fn by_name(name: &str) -> Option<&'static str> {{\n    match name {{\n{names}        _ => None,\n    }}\n}}\n"
     ));
     let out_dir = PathBuf::from(std::env::var_os("OUT_DIR").unwrap_or_default());
@@ -109,8 +114,26 @@ fn main() {
     }
 }
 
-/// Runs the inner cargo; `Err(stderr)` when it fails.
+/// Runs the inner cargo (twice when `packages` has the fused module and others); `Err(stderr)`
+/// when it fails.
 fn build(workspace: &Path, target_dir: &Path, packages: &[&str]) -> Result<(), String> {
+    let members: Vec<&str> = packages.iter().copied().filter(|p| *p != FUSED).collect();
+    if !members.is_empty() {
+        build_one(workspace, target_dir, &members, None)?;
+    }
+    if packages.contains(&FUSED) {
+        let manifest = workspace.join("filters").join("fused").join("Cargo.toml");
+        build_one(workspace, target_dir, &[], Some(&manifest))?;
+    }
+    Ok(())
+}
+
+fn build_one(
+    workspace: &Path,
+    target_dir: &Path,
+    packages: &[&str],
+    manifest: Option<&Path>,
+) -> Result<(), String> {
     let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
     let mut cmd = Command::new(cargo);
     cmd.current_dir(workspace)
@@ -122,6 +145,9 @@ fn build(workspace: &Path, target_dir: &Path, packages: &[&str]) -> Result<(), S
             "--target-dir",
         ])
         .arg(target_dir);
+    if let Some(manifest) = manifest {
+        cmd.arg("--manifest-path").arg(manifest);
+    }
     for package in packages {
         cmd.args(["-p", package]);
     }

@@ -26,10 +26,17 @@ use proxy_wasm::types::{ContextType, LogLevel};
 use crate::metrics::Metrics;
 use crate::stream::AuditStream;
 
+#[cfg(feature = "entry")]
 proxy_wasm::main! {{
     proxy_wasm::set_log_level(LogLevel::Info);
-    proxy_wasm::set_root_context(|_| -> Box<dyn RootContext> { Box::new(AuditRoot::default()) });
+    proxy_wasm::set_root_context(root);
 }}
+
+/// A new root context of this filter (the module entry point registers it; a fused module
+/// runs it as one of its stages).
+pub fn root(_context_id: u32) -> Box<dyn RootContext> {
+    Box::new(AuditRoot::default())
+}
 
 /// What every stream of a configured plugin shares.
 struct Shared {

@@ -10,6 +10,8 @@
 
 use std::time::{Duration, SystemTime};
 
+pub mod embed;
+
 use proxy_wasm::hostcalls;
 use proxy_wasm::types::{BufferType, LogLevel, MapType, MetricType, Status};
 
@@ -113,7 +115,12 @@ pub fn send_local_response(
 }
 
 /// Resumes a request paused in `on_http_request_headers`.
+/// In a fused module, the resume of a context made effective with [`set_effective_context`] is
+/// deferred (see [`embed::defer_resumes`]).
 pub fn resume_request() -> Result<()> {
+    if embed::defer_resume() {
+        return Ok(());
+    }
     hostcalls::resume_http_request().map_err(failed("proxy_continue_stream"))
 }
 
@@ -141,7 +148,11 @@ pub fn http_call_response_body(size: usize) -> Result<Option<Vec<u8>>> {
 }
 
 /// The plugin configuration (only inside `on_configure`).
+/// In a fused module, the stage's section (see [`embed::with_plugin_configuration`]).
 pub fn plugin_configuration() -> Result<Option<Vec<u8>>> {
+    if let Some(config) = embed::plugin_configuration() {
+        return Ok(Some(config));
+    }
     hostcalls::get_buffer(BufferType::PluginConfiguration, 0, usize::MAX)
         .map_err(failed("proxy_get_buffer_bytes"))
 }
@@ -249,5 +260,6 @@ pub fn dequeue(id: u32) -> Result<Option<Vec<u8>>> {
 /// Makes `context_id` the context later hostcalls act on, e.g. to resume or answer a stream
 /// paused earlier from the root context's tick. `Err` when that context no longer exists.
 pub fn set_effective_context(context_id: u32) -> Result<()> {
+    embed::note_effective(context_id);
     hostcalls::set_effective_context(context_id).map_err(failed("proxy_set_effective_context"))
 }

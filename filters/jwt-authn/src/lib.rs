@@ -30,12 +30,20 @@ use crate::metrics::Metrics;
 use crate::request::Step;
 use crate::worker::{now_ms, Worker};
 
+#[cfg(feature = "entry")]
 proxy_wasm::main! {{
     proxy_wasm::set_log_level(LogLevel::Info);
-    proxy_wasm::set_root_context(|id| -> Box<dyn RootContext> {
-        Box::new(JwtAuthnRoot { id, worker: None })
-    });
+    proxy_wasm::set_root_context(root);
 }}
+
+/// A new root context of this filter (the module entry point registers it; a fused module
+/// runs it as one of its stages).
+pub fn root(context_id: u32) -> Box<dyn RootContext> {
+    Box::new(JwtAuthnRoot {
+        id: context_id,
+        worker: None,
+    })
+}
 
 /// Tick period when nothing waits (key refresh checks).
 const IDLE_TICK_MS: u64 = 1_000;

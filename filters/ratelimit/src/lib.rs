@@ -30,10 +30,17 @@ mod metrics;
 use host_store::HostStore;
 use metrics::Metrics;
 
+#[cfg(feature = "entry")]
 proxy_wasm::main! {{
     proxy_wasm::set_log_level(LogLevel::Info);
-    proxy_wasm::set_root_context(|_| -> Box<dyn RootContext> { Box::new(RateLimitRoot { state: None }) });
+    proxy_wasm::set_root_context(root);
 }}
+
+/// A new root context of this filter (the module entry point registers it; a fused module
+/// runs it as one of its stages).
+pub fn root(_context_id: u32) -> Box<dyn RootContext> {
+    Box::new(RateLimitRoot { state: None })
+}
 
 /// What `on_configure` built, shared by every stream of this VM.
 struct Configured {

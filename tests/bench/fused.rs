@@ -1,0 +1,159 @@
+//! The fused module (`filters/fused`) in the harness: every chain scenario under
+//! `tests/scenarios/` whose filters are meshguard stages runs through one fused filter, configured
+//! with the same filter configs side by side, and must meet the same expectations (statuses,
+//! replies, upstream and response headers, metrics, filter state). Plus config errors named by
+//! the section's field path.
+
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use meshguard_harness::runner::{self, ChainOverride};
+use meshguard_harness::scenario::Scenario;
+use meshguard_harness::{HarnessError, Host, HostEvent};
+use serde_json::{json, Map, Value};
+
+const STAGES: [&str; 4] = ["jwt_authn", "authz", "ratelimit", "audit"];
+
+fn scenario_files() -> Vec<PathBuf> {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("scenarios");
+    let mut out = Vec::new();
+    for area in std::fs::read_dir(&root).unwrap() {
+        let area = area.unwrap().path();
+        if !area.is_dir() {
+            continue;
+        }
+        for file in std::fs::read_dir(&area).unwrap() {
+            let file = file.unwrap().path();
+            if file.extension().is_some_and(|e| e == "json") {
+                out.push(file);
+            }
+        }
+    }
+    out.sort();
+    out
+}
+
+/// The scenario with its stage filters replaced by one fused filter; `None` when a filter is not
+/// a meshguard stage or the stages are not in chain order.
+fn fuse(path: &Path) -> Option<Value> {
+    let mut scenario: Value =
+        serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
+    let filters = scenario.get("filters")?.as_array()?.clone();
+    let mut config = Map::new();
+    let mut last = None;
+    for f in &filters {
+        let name = f.get("name")?.as_str()?;
+        let position = STAGES.iter().position(|s| *s == name)?;
+        if last.is_some_and(|l| l >= position) || f.get("wasm").is_some() {
+            return None;
+        }
+        last = Some(position);
+        let section = match (f.get("config"), f.get("config_file")) {
+            (Some(c), _) => c.clone(),
+            (None, Some(file)) => {
+                let file = path.parent()?.join(file.as_str()?);
+                serde_json::from_str(&std::fs::read_to_string(file).ok()?).ok()?
+            }
+            (None, None) => json!({}),
+        };
+        config.insert(name.to_owned(), section);
+    }
+    scenario["filters"] = json!([{
+        "name": "fused",
+        "wasm": meshguard_wasm_artifacts::FUSED,
+        "config": Value::Object(config),
+    }]);
+    Some(scenario)
+}
+
+#[test]
+fn chain_scenarios_pass_through_the_fused_module() {
+    let mut ran = Vec::new();
+    let mut failures = Vec::new();
+    for path in scenario_files() {
+        let Some(fused) = fuse(&path) else { continue };
+        let scenario: Scenario = serde_json::from_value(fused).unwrap();
+        let host = runner::build_host(
+            &scenario,
+            path.parent().unwrap(),
+            &ChainOverride {
+                filters: Vec::new(),
+                configs: BTreeMap::new(),
+                workers: None,
+            },
+        )
+        .unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+        let mut emit = |r: &runner::RequestResult| {
+            if !r.passed {
+                failures.push(format!(
+                    "{} / {}: {:?}",
+                    path.display(),
+                    r.request,
+                    r.failures
+                ));
+            }
+        };
+        let (passed, failed) = runner::run(&host, &scenario, &mut emit).unwrap();
+        println!("{}: {passed} passed, {failed} failed", path.display());
+        ran.push(path);
+    }
+    assert!(
+        ran.iter().any(|p| p.ends_with("audit/full_chain.json")),
+        "the full-chain scenario must be among those run: {ran:?}"
+    );
+    assert!(
+        ran.len() >= 8,
+        "only {} scenarios fused: {ran:?}",
+        ran.len()
+    );
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
+}
+
+#[test]
+fn config_errors_name_the_section() {
+    let config = json!({"ratelimit": {"rules": [{"name": "r", "limits": "x"}]}, "bogus": {}});
+    let built = Host::builder(meshguard_wasm_artifacts::FUSED)
+        .name("fused")
+        .plugin_config_json(config)
+        .build();
+    match built {
+        Err(HarnessError::ConfigureRejected { logs, .. }) => {
+            let all = logs.join("\n");
+            assert!(all.contains("bogus: unknown field"), "{all}");
+            assert!(all.contains("ratelimit.rules[0].limits"), "{all}");
+        }
+        other => panic!("expected the config to be refused: {:?}", other.err()),
+    }
+}
+
+/// One callback per phase instead of one per filter and phase.
+#[test]
+fn one_filter_callback_per_phase() {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("scenarios/audit/full_chain.json");
+    let mut fused = fuse(&path).unwrap();
+    fused["requests"] = json!([fused["requests"][0].clone()]);
+    let scenario: Scenario = serde_json::from_value(fused).unwrap();
+    let host = runner::build_host(
+        &scenario,
+        path.parent().unwrap(),
+        &ChainOverride {
+            filters: Vec::new(),
+            configs: BTreeMap::new(),
+            workers: Some(1),
+        },
+    )
+    .unwrap();
+    let before = host.events().len();
+    let (passed, _) = runner::run(&host, &scenario, &mut |_| {}).unwrap();
+    assert_eq!(passed, 1);
+    let callbacks = host
+        .events()
+        .into_iter()
+        .skip(before)
+        .filter(|e| matches!(e, HostEvent::Callback { name, .. } if name.starts_with("proxy_on_")))
+        .count();
+    println!("fused: {callbacks} callbacks for one request (the four-filter chain: 4x)");
+    assert!(callbacks <= 8, "{callbacks}");
+}
