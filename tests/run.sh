@@ -39,6 +39,9 @@ fi
 
 step "cargo fmt --check"
 cargo fmt --all --check
+# filters/fused is its own workspace (see its Cargo.toml): checked, linted and tested on its own.
+cargo fmt --manifest-path filters/fused/Cargo.toml --check
+fused=(--manifest-path filters/fused/Cargo.toml --target-dir target)
 
 step "clippy (host, all targets)"
 cargo clippy --workspace --all-targets --quiet -- -D warnings
@@ -46,12 +49,19 @@ cargo clippy --workspace --all-targets --quiet -- -D warnings
 step "clippy (wasm32-wasip1: shared logic and every filter)"
 wasm_pkgs=(-p meshguard-core -p meshguard-host)
 for f in filters/*/Cargo.toml; do
+  [ "$f" = filters/fused/Cargo.toml ] && continue
   wasm_pkgs+=(-p "$(awk -F'"' '/^name = /{print $2; exit}' "$f")")
 done
 cargo clippy --target wasm32-wasip1 --quiet "${wasm_pkgs[@]}" -- -D warnings
+# the filters as the fused module's stages (without their entry point), and the fused module
+cargo clippy --target wasm32-wasip1 --quiet --no-default-features \
+  -p meshguard-jwt-authn -p meshguard-authz -p meshguard-ratelimit -p meshguard-audit -- -D warnings
+cargo clippy "${fused[@]}" --target wasm32-wasip1 --quiet -- -D warnings
+cargo clippy "${fused[@]}" --all-targets --quiet -- -D warnings
 
 step "tests (native unit tests, harness tests on the compiled .wasm, real-Envoy end-to-end)"
 cargo test --workspace 2>&1 | tee target/test-output.txt
+cargo test "${fused[@]}" 2>&1 | tee -a target/test-output.txt
 
 step "shared/ tests compiled to wasm32 (wasm-bindgen-test under Node)"
 CARGO_TARGET_WASM32_UNKNOWN_UNKNOWN_RUNNER=wasm-bindgen-test-runner \
