@@ -227,7 +227,8 @@ pub struct RawAuditConfig {
     /// Redaction of the record.
     pub redaction: RawRedaction,
     /// Where the verified identity (subject, issuer) comes from: `{"meshguard_jwt_authn": {}}`
-    /// (default) or `{"envoy_jwt_authn": {"providers": {...}}}` (see [`crate::identity`]).
+    /// (default) or `{"envoy_jwt_authn": {"providers": {...}}}` (Envoy's native jwt_authn; see
+    /// the README).
     pub claims_source: crate::identity::ClaimsSourceRaw,
 }
 

@@ -66,7 +66,7 @@ pub struct RawRateLimitConfig {
     pub headers_on_allowed: bool,
     /// Where the verified JWT claims (`jwt_claim` descriptors, `tiers`) come from:
     /// `{"meshguard_jwt_authn": {}}` (default) or `{"envoy_jwt_authn": {"providers": {...}}}`
-    /// (see [`crate::identity`]).
+    /// (Envoy's native jwt_authn; see the README).
     #[serde(default)]
     pub claims_source: crate::identity::ClaimsSourceRaw,
 }

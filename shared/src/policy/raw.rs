@@ -30,7 +30,7 @@ pub struct AuthzConfigRaw {
     #[serde(default)]
     pub deny_response: Option<DenyResponseRaw>,
     /// Where the verified JWT claims come from: `{"meshguard_jwt_authn": {}}` (default) or
-    /// `{"envoy_jwt_authn": {"providers": {...}}}` (see [`crate::identity`]).
+    /// `{"envoy_jwt_authn": {"providers": {...}}}` (Envoy's native jwt_authn; see the README).
     #[serde(default)]
     pub claims_source: crate::identity::ClaimsSourceRaw,
 }
