@@ -268,3 +268,82 @@ fn hmac_secret_comes_from_the_vm_environment() {
         assert!(logs.iter().all(|l| !l.contains(bad)), "{logs:?}");
     }
 }
+
+#[test]
+fn digests_are_plain_sha256_of_the_key() {
+    assert_eq!(
+        digest_hex("abc"),
+        "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"
+    );
+}
+
+/// `envoy-config/examples/jwt_authn_identity.json` (documented in the jwt-authn README) is
+/// accepted with its two environment variables and does what it says; without them it is
+/// refused, naming the first missing variable.
+#[test]
+fn identity_example_config_works() {
+    let example: Value = serde_json::from_str(include_str!(
+        "../envoy-config/examples/jwt_authn_identity.json"
+    ))
+    .unwrap();
+    let host = Host::builder(JWT_AUTHN)
+        .plugin_config_json(example.clone())
+        .env("JWT_HS_SECRET", &STANDARD.encode(SECRET))
+        .env("REPORTS_KEY_DIGEST", &digest_hex("demo-reports-key"))
+        .clock(Clock::fixed_unix(NOW))
+        .build()
+        .unwrap();
+    let status = |r: Request| {
+        let out = host.send(r).unwrap();
+        assert!(host.traps().is_empty(), "{:?}", host.traps());
+        out.status
+    };
+    assert_eq!(
+        status(Request::get("/partners/x").header("x-api-key", "demo-partner-key-2025")),
+        200
+    );
+    assert_eq!(
+        status(Request::get("/partners/x").header("x-api-key", "demo-partner-key-2026")),
+        200
+    );
+    assert_eq!(
+        status(Request::get("/partners/x").header("x-api-key", "demo-reports-key")),
+        200
+    );
+    assert_eq!(
+        status(Request::get("/partners/x").header("x-api-key", "nope")),
+        401
+    );
+    let t = {
+        let mut claims =
+            json!({"iss": "https://internal.meshguard.test", "aud": "demo-api", "jti": "ex-1"});
+        claims["exp"] = json!(NOW + 600);
+        hs256(claims)
+    };
+    assert_eq!(
+        status(Request::get("/any").header("authorization", format!("Bearer {t}"))),
+        200
+    );
+    assert_eq!(
+        status(Request::get("/any").header("authorization", format!("Bearer {t}"))),
+        401,
+        "replayed"
+    );
+    assert_eq!(
+        status(Request::get("/any").header("x-api-key", "demo-partner-key-2025")),
+        200
+    );
+    let err = Host::builder(JWT_AUTHN)
+        .plugin_config_json(example)
+        .build()
+        .err()
+        .unwrap();
+    assert!(
+        err.to_string().contains("REPORTS_KEY_DIGEST is not set"),
+        "{err}"
+    );
+    assert!(
+        err.to_string().contains("JWT_HS_SECRET is not set"),
+        "{err}"
+    );
+}
