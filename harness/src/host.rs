@@ -1,10 +1,9 @@
 //! The host: a filter chain, its worker VMs, and what they share.
 
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::{HashMap, HashSet};
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
 
 use wasmtime::InstancePre;
 
@@ -13,9 +12,9 @@ use crate::codec::HeaderCodec;
 use crate::driver;
 use crate::engine;
 use crate::error::{HarnessError, Result};
-use crate::shared::{lock, Metric, Shared};
+use crate::shared::{lock, Shared};
 use crate::stream::HttpStream;
-use crate::types::{FailurePolicy, Flag, HostEvent, Lifecycle, LogEntry, LogLevel, TrapInfo};
+use crate::types::{FailurePolicy, Lifecycle, LogLevel};
 use crate::upstream::{CallReply, HttpCall, Upstream};
 use crate::vm::{Call, FilterInfo, Phase, Vm, VmState};
 
@@ -542,120 +541,6 @@ impl Host {
         self.inner.shared.clock.clone()
     }
 
-    /// Moves the clock forward by `by`, firing, in time order, every `proxy_on_tick` (per root
-    /// context per worker) and every scripted HTTP-call response or timeout that falls due.
-    /// `advance(Duration::ZERO)` delivers whatever is already due.
-    pub fn advance(&self, by: Duration) -> Result<()> {
-        let clock = &self.inner.shared.clock;
-        let target = clock
-            .unix_nanos()
-            .saturating_add(u64::try_from(by.as_nanos()).unwrap_or(u64::MAX));
-        for _ in 0..1_000_000 {
-            let next_tick = self.next_tick()?;
-            let next_call = lock(&self.inner.shared.calls)
-                .values()
-                .filter_map(|c| c.due)
-                .min();
-            let next = [next_tick.map(|(t, _, _)| t), next_call]
-                .into_iter()
-                .flatten()
-                .min();
-            match next {
-                Some(t) if t <= target => {
-                    let now = clock.unix_nanos();
-                    if t > now {
-                        clock.advance(Duration::from_nanos(t - now));
-                    }
-                    if let Some((due, _, _)) =
-                        next_tick.filter(|(due, _, _)| *due <= clock.unix_nanos())
-                    {
-                        // Ticks due at the same instant on several workers run at the same
-                        // moment in Envoy (one thread each): they race on shared data.
-                        let due_now = self.ticks_due_at(due)?;
-                        self.race(|| -> Result<()> {
-                            for (w, f) in due_now {
-                                self.tick(w, f, due)?;
-                            }
-                            Ok(())
-                        })?;
-                    }
-                    for w in 0..self.inner.workers.len() {
-                        let mut worker = lock(self.inner.worker(w)?);
-                        driver::deliver_ready(&self.inner, &mut worker);
-                    }
-                }
-                _ => break,
-            }
-        }
-        let now = clock.unix_nanos();
-        if target > now {
-            clock.advance(Duration::from_nanos(target - now));
-        }
-        for w in 0..self.inner.workers.len() {
-            let mut worker = lock(self.inner.worker(w)?);
-            driver::deliver_ready(&self.inner, &mut worker);
-        }
-        Ok(())
-    }
-
-    fn next_tick(&self) -> Result<Option<(u64, usize, usize)>> {
-        let mut best: Option<(u64, usize, usize)> = None;
-        for w in 0..self.inner.workers.len() {
-            let worker = lock(self.inner.worker(w)?);
-            for (f, vm) in worker.vms.iter().enumerate() {
-                if let Some(t) = vm.store.data().next_tick.filter(|_| !vm.failed) {
-                    if best.is_none_or(|(b, _, _)| t < b) {
-                        best = Some((t, w, f));
-                    }
-                }
-            }
-        }
-        Ok(best)
-    }
-
-    /// Every (worker, filter) whose tick is due exactly at `due`.
-    fn ticks_due_at(&self, due: u64) -> Result<Vec<(usize, usize)>> {
-        let mut out = Vec::new();
-        for w in 0..self.inner.workers.len() {
-            let worker = lock(self.inner.worker(w)?);
-            for (f, vm) in worker.vms.iter().enumerate() {
-                if !vm.failed && vm.store.data().next_tick == Some(due) {
-                    out.push((w, f));
-                }
-            }
-        }
-        Ok(out)
-    }
-
-    /// Runs `f` as if the worker callbacks it drives ran at the same moment, each on its own
-    /// thread: every worker's shared-data reads see the data as it was when `f` began, until that
-    /// worker's own first write (later reads and writes see the live data; CAS is checked against
-    /// it). This is the interleaving where all workers read before any writes, the one that
-    /// breaks a read-then-unconditional-write. Ticks due at the same instant always run this way.
-    pub fn race<T>(&self, f: impl FnOnce() -> T) -> T {
-        lock(&self.inner.shared.data).open_race();
-        let out = f();
-        lock(&self.inner.shared.data).close_race();
-        out
-    }
-
-    fn tick(&self, w: usize, f: usize, due: u64) -> Result<()> {
-        let mut worker = lock(self.inner.worker(w)?);
-        let Some(vm) = worker.vms.get_mut(f) else {
-            return Ok(());
-        };
-        let state = vm.store.data_mut();
-        let period = u64::from(state.tick_period_ms) * 1_000_000;
-        state.next_tick = (period > 0).then(|| due + period);
-        let root = state.root_ctx;
-        let func = vm.exports.tick.clone();
-        let _ = vm.call("proxy_on_tick", func, root, root as i32);
-        let d = vm.take_pending();
-        driver::apply(&self.inner, &mut worker, f, d);
-        driver::deliver_ready(&self.inner, &mut worker);
-        Ok(())
-    }
-
     /// Delivers a pending HTTP call now (a response or a failure), whatever its scripted
     /// upstream would have done: `proxy_on_http_call_response` runs on the root context of the
     /// VM that made the call, and the actions it takes run afterwards.
@@ -686,111 +571,5 @@ impl Host {
     /// Replaces how a cluster answers (or adds a cluster).
     pub fn set_upstream(&self, cluster: &str, behaviour: Upstream) {
         lock(&self.inner.shared.upstreams).insert(cluster.to_owned(), behaviour);
-    }
-
-    /// A counter or gauge value by name, aggregated over every VM (0 if never defined).
-    pub fn counter(&self, name: &str) -> i64 {
-        lock(&self.inner.shared.metrics)
-            .get(name)
-            .map_or(0, |m| m.value)
-    }
-
-    /// Every metric by name.
-    pub fn metrics(&self) -> BTreeMap<String, Metric> {
-        lock(&self.inner.shared.metrics).clone()
-    }
-
-    /// Captured logs, in order.
-    pub fn logs(&self) -> Vec<LogEntry> {
-        lock(&self.inner.shared.logs).clone()
-    }
-
-    /// Number of log entries so far (to slice [`Host::logs`] per request).
-    pub fn log_count(&self) -> usize {
-        lock(&self.inner.shared.logs).len()
-    }
-
-    /// The hostcall and callback log, in order.
-    pub fn events(&self) -> Vec<HostEvent> {
-        lock(&self.inner.shared.events).clone()
-    }
-
-    /// Statuses the host returned for hostcall `name`, in order.
-    pub fn statuses_of(&self, name: &str) -> Vec<crate::types::Status> {
-        lock(&self.inner.shared.events)
-            .iter()
-            .filter_map(|e| match e {
-                HostEvent::Hostcall {
-                    name: n, status, ..
-                } if *n == name => Some(*status),
-                _ => None,
-            })
-            .collect()
-    }
-
-    /// Every trap so far.
-    pub fn traps(&self) -> Vec<TrapInfo> {
-        lock(&self.inner.shared.traps).clone()
-    }
-
-    /// Every flag so far.
-    pub fn flags(&self) -> Vec<Flag> {
-        lock(&self.inner.shared.flags).clone()
-    }
-
-    /// How many VMs FAIL_RELOAD replaced.
-    pub fn reloads(&self) -> usize {
-        self.inner.reloads.load(Ordering::SeqCst)
-    }
-
-    /// Whether worker `w`'s VM of filter `f` has failed.
-    pub fn is_failed(&self, w: usize, f: usize) -> Result<bool> {
-        Ok(lock(self.inner.worker(w)?)
-            .vms
-            .get(f)
-            .is_some_and(|vm| vm.failed))
-    }
-
-    /// Shared data `(value, cas)` of `key` in the namespace `vm_id`.
-    pub fn shared_data(&self, vm_id: &str, key: &str) -> Option<(Vec<u8>, u32)> {
-        lock(&self.inner.shared.data).get(vm_id, key)
-    }
-
-    /// Sets shared data as a VM would (`cas` 0 = unconditional); returns the status.
-    pub fn set_shared_data(
-        &self,
-        vm_id: &str,
-        key: &str,
-        value: &[u8],
-        cas: u32,
-    ) -> crate::types::Status {
-        lock(&self.inner.shared.data).set(vm_id, key, value, cas)
-    }
-
-    /// Enqueues onto a shared queue as another VM would; `on_queue_ready` runs on the last
-    /// registrant's worker.
-    pub fn enqueue(&self, vm_id: &str, queue: &str, value: &[u8]) -> Result<crate::types::Status> {
-        let status = {
-            let mut q = lock(&self.inner.shared.queues);
-            match q.resolve(vm_id, queue) {
-                Some(id) => q.enqueue(id, value),
-                None => crate::types::Status::NotFound,
-            }
-        };
-        self.advance(Duration::ZERO)?;
-        Ok(status)
-    }
-
-    /// Calls an exported function that takes and returns nothing (e.g. the ABI marker
-    /// `proxy_abi_version_0_2_1`) on worker `w`'s VM of filter `f`: the floor of a guest call's
-    /// cost, for benchmarks.
-    pub fn call_void_export(&self, w: usize, f: usize, name: &str) -> Result<()> {
-        let mut worker = lock(self.inner.worker(w)?);
-        let vm = worker.vms.get_mut(f).ok_or(HarnessError::NoWorker(w))?;
-        let func = vm
-            .instance_func(name)
-            .ok_or_else(|| HarnessError::Invalid(format!("no export {name}")))?;
-        func.call(&mut vm.store, ())
-            .map_err(|e| HarnessError::Wasmtime(format!("{e:#}")))
     }
 }
