@@ -122,8 +122,20 @@ fn build(workspace: &Path, target_dir: &Path, packages: &[&str]) -> Result<(), S
         build_one(workspace, target_dir, &members, None)?;
     }
     if packages.contains(&FUSED) {
+        // Its own target dir: building it also builds the four filter crates (without their
+        // `entry` feature) as cdylibs, and in the shared dir those entry-less `.wasm` files
+        // would replace the real filters. Only the fused module is copied next to the others.
         let manifest = workspace.join("filters").join("fused").join("Cargo.toml");
-        build_one(workspace, target_dir, &[], Some(&manifest))?;
+        let fused_dir = target_dir.join("fused");
+        build_one(workspace, &fused_dir, &[], Some(&manifest))?;
+        let built = fused_dir
+            .join("wasm32-wasip1")
+            .join("release")
+            .join("meshguard_fused.wasm");
+        let release = target_dir.join("wasm32-wasip1").join("release");
+        std::fs::create_dir_all(&release)
+            .and_then(|()| std::fs::copy(&built, release.join("meshguard_fused.wasm")))
+            .map_err(|e| format!("cannot copy {}: {e}", built.display()))?;
     }
     Ok(())
 }
