@@ -1,6 +1,8 @@
 //! Per-request cost of the rate limiter natively: `evaluate` against an in-process shared data
-//! with Envoy's CAS semantics (so the numbers exclude hostcall cost; the harness benchmark in
-//! tests/ratelimit.rs adds it).
+//! with Envoy's CAS semantics (so the numbers exclude hostcall cost; the harness benchmark
+//! `cargo bench -p meshguard-tests --bench ratelimit_bench` adds it).
+//!
+//! Run: `cargo bench -p meshguard-core --bench limiter`.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
