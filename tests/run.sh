@@ -41,7 +41,9 @@ step "cargo fmt --check"
 cargo fmt --all --check
 # filters/fused is its own workspace (see its Cargo.toml): checked, linted and tested on its own.
 cargo fmt --manifest-path filters/fused/Cargo.toml --check
-fused=(--manifest-path filters/fused/Cargo.toml --target-dir target)
+# own target dir: a crate with a cdylib has unhashed file names, so the filter crates built with
+# and without their `entry` feature would overwrite each other in a shared one
+fused=(--manifest-path filters/fused/Cargo.toml --target-dir target/fused)
 
 step "clippy (host, all targets)"
 cargo clippy --workspace --all-targets --quiet -- -D warnings

@@ -88,8 +88,11 @@ else
 fi
 # The fused module is its own workspace (filters/fused/Cargo.toml says why).
 if [ -f filters/fused/Cargo.toml ]; then
+    # Its own target dir: sharing target/ with concurrent workspace builds of the same filter
+    # crates (other features) once broke its LTO ("failed to load bitcode").
     if cargo build --release --target wasm32-wasip1 --manifest-path filters/fused/Cargo.toml \
-        --target-dir target >>"$build_log" 2>&1; then
+        --target-dir target/fused >>"$build_log" 2>&1; then
+        cp target/fused/wasm32-wasip1/release/meshguard_fused.wasm "$WASM_OUT/"
         built+=(meshguard-fused)
     else
         log "the fused module does not build; its variant is skipped (see $build_log)"
