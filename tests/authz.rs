@@ -8,6 +8,9 @@
 
 #[path = "authz/handoff.rs"]
 mod handoff;
+// The scenario runner shared with the ratelimit tests.
+#[path = "ratelimit/scenarios.rs"]
+mod scenarios;
 
 use meshguard_harness::{Clock, HarnessError, Host, Outcome, Request};
 use meshguard_wasm_artifacts::{AUTHZ, JWT_AUTHN};
@@ -411,4 +414,11 @@ fn ip_blocks_match_the_source_address() {
     assert_eq!(from("10.9.1.1:5555"), 403);
     assert_eq!(from("192.168.1.1:5555"), 403);
     assert_eq!(from("127.0.0.1:45678"), 403);
+}
+
+/// The scenario files under `tests/scenarios/authz` (also replayed on Envoy by the e2e suite)
+/// pass on the harness.
+#[test]
+fn scenarios_pass_on_the_harness() {
+    assert_eq!(scenarios::run_area("authz"), 3);
 }

@@ -33,7 +33,12 @@ pub fn run_area(area: &str) -> usize {
             .unwrap_or_else(|e| panic!("{}: {e}", file.display()));
         let mut emit = |r: &runner::RequestResult| {
             if !r.failures.is_empty() {
-                failures.push(format!("{} / {}: logs {:?}", file.display(), r.request, r.logs));
+                failures.push(format!(
+                    "{} / {}: logs {:?}",
+                    file.display(),
+                    r.request,
+                    r.logs
+                ));
             }
             for f in &r.failures {
                 failures.push(format!(
