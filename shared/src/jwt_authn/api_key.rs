@@ -8,7 +8,7 @@
 //! move clients, remove the old one).
 //!
 //! **Comparison.** A request's key is hashed once, then compared with *every* configured digest
-//! with [`subtle::ConstantTimeEq`], and the owner selected with `conditional_assign`: no early
+//! (as four 64-bit words) with [`subtle::ConstantTimeEq`], and the owner selected with `conditional_assign`: no early
 //! exit, no branch on the data, so the time does not depend on which digest matched or how many
 //! leading bytes agreed. (Even a leak on digest bytes would not help an attacker: they choose a
 //! key, not its digest, and SHA-256 preimage resistance means learning digest prefixes gives no
@@ -88,7 +88,8 @@ pub enum RawDigest {
 /// The compiled key table of one provider.
 #[derive(Clone)]
 pub struct ApiKeys {
-    digests: Vec<[u8; 32]>,
+    /// Digests as four big-endian 64-bit words.
+    digests: Vec<[u64; 4]>,
     /// Consumer index (into `consumers`) of each digest.
     owners: Vec<u32>,
     consumers: Vec<Rc<VerifiedToken>>,
@@ -123,11 +124,17 @@ impl ApiKeys {
         if key.len() > self.max_key_bytes {
             return KeyVerdict::TooLarge;
         }
-        let digest: [u8; 32] = Sha256::digest(key).into();
+        let digest = words(&Sha256::digest(key).into());
         // 0 = no match; otherwise consumer index + 1.
         let mut found = 0u32;
         for (d, owner) in self.digests.iter().zip(&self.owners) {
-            found.conditional_assign(&owner.saturating_add(1), d.ct_eq(&digest));
+            // Four 64-bit constant-time comparisons (not 32 byte-wise ones), combined without
+            // branching.
+            let eq = d[0].ct_eq(&digest[0])
+                & d[1].ct_eq(&digest[1])
+                & d[2].ct_eq(&digest[2])
+                & d[3].ct_eq(&digest[3]);
+            found.conditional_assign(&owner.saturating_add(1), eq);
         }
         match found
             .checked_sub(1)
@@ -151,6 +158,17 @@ impl ApiKeys {
     pub fn consumers(&self) -> usize {
         self.consumers.len()
     }
+}
+
+/// A digest as four 64-bit words.
+fn words(d: &[u8; 32]) -> [u64; 4] {
+    let mut out = [0u64; 4];
+    for (w, chunk) in out.iter_mut().zip(d.chunks_exact(8)) {
+        let mut b = [0u8; 8];
+        b.copy_from_slice(chunk);
+        *w = u64::from_be_bytes(b);
+    }
+    out
 }
 
 /// Parses a digest text: 64 hex characters, or base64url of 32 bytes (43 characters, `=`
@@ -225,7 +243,7 @@ pub(crate) fn compile(
             if let Some(other) = seen.insert(digest, dpath.clone()) {
                 errs.push(&dpath, format!("same digest as {other}"));
             }
-            digests.push(digest);
+            digests.push(words(&digest));
             owners.push(u32::try_from(ci).unwrap_or(u32::MAX));
         }
         consumers.push(Rc::new(identity(c, issuer)));
