@@ -7,8 +7,6 @@
 //! `cargo bench -p meshguard-core --bench identity`
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-use std::collections::HashMap;
-
 use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
 use base64::Engine;
 use criterion::{criterion_group, criterion_main, BatchSize, Criterion};
@@ -17,9 +15,7 @@ use meshguard_core::config::FilterConfig;
 use meshguard_core::jwt::token_digest;
 use meshguard_core::jwt_authn::cache::VerifiedCache;
 use meshguard_core::jwt_authn::decide::{decide_with, Decision, KeyView, ProviderKeys};
-use meshguard_core::jwt_authn::replay::{
-    prepare, JtiStore, NoReplayStore, ReplayError, StoreGuard,
-};
+use meshguard_core::jwt_authn::replay::{prepare, MemoryStore, NoReplayStore, StoreGuard};
 use meshguard_core::jwt_authn::{JwtAuthnConfig, KeySource};
 use serde_json::{json, Value};
 
@@ -79,25 +75,6 @@ impl KeyView for Static<'_> {
     }
 }
 
-#[derive(Default)]
-struct Mem(HashMap<String, (Vec<u8>, u32)>, u32);
-
-impl JtiStore for Mem {
-    fn get(&mut self, key: &str) -> Result<Option<(Vec<u8>, u32)>, ReplayError> {
-        Ok(self.0.get(key).cloned())
-    }
-    fn set(&mut self, key: &str, value: &[u8], cas: Option<u32>) -> Result<bool, ReplayError> {
-        if let (Some(c), Some((_, cur))) = (cas, self.0.get(key)) {
-            if c != *cur {
-                return Ok(false);
-            }
-        }
-        self.1 += 1;
-        self.0.insert(key.to_string(), (value.to_vec(), self.1));
-        Ok(true)
-    }
-}
-
 fn api_keys(c: &mut Criterion) {
     for n in [1usize, 100, 1000] {
         let cfg = api_config(n);
@@ -116,7 +93,7 @@ fn replay(c: &mut Criterion) {
     for with_replay in [false, true] {
         let cfg = hs_config(with_replay);
         let keys = Static(&cfg);
-        let mut guard = StoreGuard::<Mem>::default();
+        let mut guard = StoreGuard::<MemoryStore>::default();
         if let Some(s) = cfg.providers[0].replay.as_ref() {
             prepare(&mut guard.store, s).unwrap();
         }

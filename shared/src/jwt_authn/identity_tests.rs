@@ -11,7 +11,7 @@ use super::cache::VerifiedCache;
 use super::compile::{compile_with_env, JwtAuthnConfig};
 use super::config::RawConfig;
 use super::decide::{decide, decide_with, Decision, Outcome};
-use super::replay::{prepare, JtiStore, ReplayError, StoreGuard};
+use super::replay::{prepare, MemoryStore, StoreGuard};
 use super::response::Refusal;
 use super::test_support::*;
 use crate::config::parse_json;
@@ -222,26 +222,6 @@ fn hmac_secret_from_the_environment() {
     assert!(e.contains("providers.a.hmac_secret: exactly one of"), "{e}");
 }
 
-/// A store shared by "workers" (the proxy's shared data, simplified).
-#[derive(Default)]
-struct Mem(HashMap<String, (Vec<u8>, u32)>, u32);
-
-impl JtiStore for Mem {
-    fn get(&mut self, key: &str) -> Result<Option<(Vec<u8>, u32)>, ReplayError> {
-        Ok(self.0.get(key).cloned())
-    }
-    fn set(&mut self, key: &str, value: &[u8], cas: Option<u32>) -> Result<bool, ReplayError> {
-        if let (Some(c), Some((_, cur))) = (cas, self.0.get(key)) {
-            if c != *cur {
-                return Ok(false);
-            }
-        }
-        self.1 += 1;
-        self.0.insert(key.to_string(), (value.to_vec(), self.1));
-        Ok(true)
-    }
-}
-
 fn replay_config(replay: Value) -> JwtAuthnConfig {
     config(
         json!({"providers": {"a": {"issuer": "https://a", "audiences": ["api"],
@@ -253,11 +233,11 @@ fn replay_config(replay: Value) -> JwtAuthnConfig {
 #[wasm_bindgen_test(unsupported = test)]
 fn jti_is_admitted_once_even_from_the_verified_token_cache() {
     let cfg = replay_config(json!({"max_entries": 64}));
-    let mut guard = StoreGuard::<Mem>::default();
+    let mut guard = StoreGuard::<MemoryStore>::default();
     prepare(&mut guard.store, cfg.providers[0].replay.as_ref().unwrap()).unwrap();
     let mut cache = VerifiedCache::new(10);
     let keys = TestKeys::new(&cfg);
-    let send = |jwt: &str, cache: &mut VerifiedCache, guard: &mut StoreGuard<Mem>| {
+    let send = |jwt: &str, cache: &mut VerifiedCache, guard: &mut StoreGuard<MemoryStore>| {
         let h = req(&[(":path", "/"), ("authorization", &format!("Bearer {jwt}"))]);
         decide_with(&cfg, &h, &keys, cache, guard, NOW)
     };
@@ -309,7 +289,7 @@ fn jti_is_admitted_once_even_from_the_verified_token_cache() {
 #[wasm_bindgen_test(unsupported = test)]
 fn jti_optional_and_config_errors() {
     let cfg = replay_config(json!({"required": false}));
-    let mut guard = StoreGuard::<Mem>::default();
+    let mut guard = StoreGuard::<MemoryStore>::default();
     prepare(&mut guard.store, cfg.providers[0].replay.as_ref().unwrap()).unwrap();
     let no_jti = token(SECRET_A, "https://a", "alice", json!({"aud": "api"}));
     let h = req(&[

@@ -125,6 +125,44 @@ pub trait JtiStore {
     fn set(&mut self, key: &str, value: &[u8], cas: Option<u32>) -> Result<bool, ReplayError>;
 }
 
+/// An in-process [`JtiStore`] with the proxy's CAS semantics, for tests and benchmarks (it is
+/// not shared between processes or VMs).
+#[derive(Debug, Default)]
+pub struct MemoryStore {
+    data: std::collections::HashMap<String, (Vec<u8>, u32)>,
+    last_cas: u32,
+}
+
+impl MemoryStore {
+    /// Number of entries.
+    pub fn len(&self) -> usize {
+        self.data.len()
+    }
+
+    /// True when empty.
+    pub fn is_empty(&self) -> bool {
+        self.data.is_empty()
+    }
+}
+
+impl JtiStore for MemoryStore {
+    fn get(&mut self, key: &str) -> Result<Option<(Vec<u8>, u32)>, ReplayError> {
+        Ok(self.data.get(key).cloned())
+    }
+
+    fn set(&mut self, key: &str, value: &[u8], cas: Option<u32>) -> Result<bool, ReplayError> {
+        if let (Some(c), Some((_, cur))) = (cas, self.data.get(key)) {
+            if c != *cur {
+                return Ok(false);
+            }
+        }
+        self.last_cas = self.last_cas.wrapping_add(1).max(1);
+        self.data
+            .insert(key.to_string(), (value.to_vec(), self.last_cas));
+        Ok(true)
+    }
+}
+
 /// Creates every absent bucket of `s` (empty). Run at configure time.
 pub fn prepare(store: &mut dyn JtiStore, s: &ReplaySettings) -> Result<(), ReplayError> {
     for i in 0..s.buckets {
