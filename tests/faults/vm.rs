@@ -124,7 +124,12 @@ fn memory_limit_reached_in_jwt_authn_fails_closed_never_open() {
         ..Chain::default()
     }
     .build();
-    failed_503(&host.send(bearer(&reader("a"))).unwrap());
+    // The trap happens in the root context (the fetch response), while the request waits for
+    // keys: nothing resumes it, as in Envoy, where it waits for the stream's own timeouts. It is
+    // held, never forwarded.
+    let out = host.send(bearer(&reader("a"))).unwrap();
+    assert!(out.stuck, "{:?}", out.local_reply);
+    assert!(out.upstream_headers.is_none() && out.local_reply.is_none());
     assert!(!host.traps().is_empty());
     assert!(host.is_failed(0, index("jwt_authn", false)).unwrap());
     // The failed jwt-authn VM lets nothing through on that worker, valid token or not: each
