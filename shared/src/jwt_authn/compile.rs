@@ -6,14 +6,14 @@ use crate::jwt::{KeySet, ValidationSettings};
 
 use super::api_key::ApiKeys;
 use super::config::{RawConfig, RawRequirement, RawRouteMatch};
-use super::replay::ReplaySettings;
-use super::secret::{Environment, ProcessEnv};
 use super::extract::Locations;
 use super::fetch::KeyFetch;
 use super::jwks::JwksPolicy;
 use super::matcher::{compile_template, PathMatch, RouteMatcher};
+use super::replay::ReplaySettings;
 use super::requirements::Requirement;
 use super::response::{check_realm, FailureSettings};
+use super::secret::{Environment, ProcessEnv};
 
 pub use super::extract::HeaderLocation;
 

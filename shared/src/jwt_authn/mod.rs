@@ -14,16 +14,19 @@
 //! Config reference: [`config::RawConfig`]. Behaviour choices that differ from Envoy's
 //! `jwt_authn` are listed in `filters/jwt-authn/README.md`.
 
+pub mod api_key;
 #[cfg(test)]
 #[allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 mod bounds_tests;
-pub mod api_key;
 pub mod cache;
 pub mod compile;
 pub mod config;
 pub mod decide;
 pub mod extract;
 pub mod fetch;
+#[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+mod identity_tests;
 pub mod jwks;
 pub mod matcher;
 pub mod outputs;
@@ -32,9 +35,6 @@ pub mod replay;
 pub mod requirements;
 pub mod response;
 pub mod secret;
-#[cfg(test)]
-#[allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
-mod identity_tests;
 #[cfg(test)]
 #[allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 pub(crate) mod test_support;
