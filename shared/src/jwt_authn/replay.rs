@@ -143,6 +143,16 @@ impl MemoryStore {
     pub fn is_empty(&self) -> bool {
         self.data.is_empty()
     }
+
+    /// The value stored under `key`, if any.
+    pub fn value(&self, key: &str) -> Option<&[u8]> {
+        self.data.get(key).map(|(v, _)| v.as_slice())
+    }
+
+    /// Every stored value.
+    pub fn values(&self) -> impl Iterator<Item = &[u8]> {
+        self.data.values().map(|(v, _)| v.as_slice())
+    }
 }
 
 impl JtiStore for MemoryStore {

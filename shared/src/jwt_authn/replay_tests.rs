@@ -1,37 +1,12 @@
 use std::cell::RefCell;
-use std::collections::HashMap;
 
 use super::*;
 use wasm_bindgen_test::wasm_bindgen_test;
 
-/// Shared data as the proxy keeps it: value + CAS token per key.
-#[derive(Default)]
-struct Fake {
-    data: HashMap<String, (Vec<u8>, u32)>,
-    next: u32,
-}
-
-impl JtiStore for Fake {
-    fn get(&mut self, key: &str) -> Result<Option<(Vec<u8>, u32)>, ReplayError> {
-        Ok(self.data.get(key).cloned())
-    }
-    fn set(&mut self, key: &str, value: &[u8], cas: Option<u32>) -> Result<bool, ReplayError> {
-        if let (Some(c), Some((_, cur))) = (cas, self.data.get(key)) {
-            if c != *cur {
-                return Ok(false);
-            }
-        }
-        self.next += 1;
-        self.data
-            .insert(key.to_string(), (value.to_vec(), self.next));
-        Ok(true)
-    }
-}
-
 /// One worker's handle on the shared store; before its first write it lets `racer` run a whole
 /// check (another worker writing between this worker's read and write).
 struct Racing<'a> {
-    shared: &'a RefCell<Fake>,
+    shared: &'a RefCell<MemoryStore>,
     racer: Option<Box<dyn FnMut() + 'a>>,
 }
 
@@ -59,8 +34,8 @@ fn settings(max_entries: u32) -> ReplaySettings {
     s
 }
 
-fn prepared(s: &ReplaySettings) -> Fake {
-    let mut f = Fake::default();
+fn prepared(s: &ReplaySettings) -> MemoryStore {
+    let mut f = MemoryStore::default();
     prepare(&mut f, s).unwrap();
     f
 }
@@ -71,7 +46,7 @@ const NOW: i64 = 1_700_000_000;
 fn once_per_issuer_and_jti_until_exp_plus_skew() {
     let s = settings(64);
     let mut f = prepared(&s);
-    let v = |f: &mut Fake, iss, jti, now| check(f, &s, iss, jti, NOW + 100, now).verdict;
+    let v = |f: &mut MemoryStore, iss, jti, now| check(f, &s, iss, jti, NOW + 100, now).verdict;
     assert_eq!(v(&mut f, "a", "j1", NOW), ReplayVerdict::Fresh);
     assert_eq!(v(&mut f, "a", "j1", NOW + 1), ReplayVerdict::Replayed);
     assert_eq!(
@@ -90,7 +65,7 @@ fn bounded_keys_and_full_bucket_fails_closed_until_records_expire() {
     let s = settings(8);
     assert_eq!(s.buckets, 1);
     let mut f = prepared(&s);
-    assert_eq!(f.data.len(), 1, "one bucket created at configure time");
+    assert_eq!(f.len(), 1, "one bucket created at configure time");
     for i in 0..PER_BUCKET {
         let r = check(&mut f, &s, "a", &format!("j{i}"), NOW + 10, NOW);
         assert_eq!(r.verdict, ReplayVerdict::Fresh);
@@ -108,8 +83,8 @@ fn bounded_keys_and_full_bucket_fails_closed_until_records_expire() {
         ReplayVerdict::Fresh,
         "expired records are reused"
     );
-    assert_eq!(f.data.len(), 1, "never more keys");
-    assert!(f.data.values().all(|(v, _)| v.len() <= PER_BUCKET * 24));
+    assert_eq!(f.len(), 1, "never more keys");
+    assert!(f.values().all(|v| v.len() <= PER_BUCKET * 24));
     // Sizing: rounded up to whole buckets.
     assert_eq!(settings(9).buckets, 2);
     assert_eq!(settings(16_384).buckets, 2048);
@@ -118,7 +93,7 @@ fn bounded_keys_and_full_bucket_fails_closed_until_records_expire() {
 #[wasm_bindgen_test(unsupported = test)]
 fn missing_or_corrupt_bucket_fails_closed() {
     let s = settings(8);
-    let mut f = Fake::default();
+    let mut f = MemoryStore::default();
     assert_eq!(
         check(&mut f, &s, "a", "j", NOW + 10, NOW).verdict,
         ReplayVerdict::Failed
@@ -130,7 +105,7 @@ fn missing_or_corrupt_bucket_fails_closed() {
     );
     // prepare leaves existing buckets alone.
     prepare(&mut f, &s).unwrap();
-    assert_eq!(f.data[&s.bucket_key(0)].0, b"short");
+    assert_eq!(f.value(&s.bucket_key(0)), Some(&b"short"[..]));
 }
 
 #[wasm_bindgen_test(unsupported = test)]
@@ -163,7 +138,7 @@ fn two_workers_racing_on_one_jti_admit_exactly_one() {
 /// Worker `i`'s write is preceded by worker `i+1`'s whole check: `n` workers all read the bucket
 /// before any writes, the worst interleaving for a lost update.
 fn nested(
-    shared: &RefCell<Fake>,
+    shared: &RefCell<MemoryStore>,
     s: &ReplaySettings,
     jti: &str,
     i: usize,
@@ -213,7 +188,7 @@ fn two_and_four_workers_interleaved_admit_each_jti_once() {
     }
 }
 
-struct AlwaysConflict(Fake);
+struct AlwaysConflict(MemoryStore);
 
 impl JtiStore for AlwaysConflict {
     fn get(&mut self, key: &str) -> Result<Option<(Vec<u8>, u32)>, ReplayError> {
