@@ -6,7 +6,6 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use meshguard_harness::runner::{self, ChainOverride};
@@ -75,16 +74,8 @@ fn chain_scenarios_pass_through_the_fused_module() {
     for path in scenario_files() {
         let Some(fused) = fuse(&path) else { continue };
         let scenario: Scenario = serde_json::from_value(fused).unwrap();
-        let host = runner::build_host(
-            &scenario,
-            path.parent().unwrap(),
-            &ChainOverride {
-                filters: Vec::new(),
-                configs: BTreeMap::new(),
-                workers: None,
-            },
-        )
-        .unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+        let host = runner::build_host(&scenario, path.parent().unwrap(), &ChainOverride::default())
+            .unwrap_or_else(|e| panic!("{}: {e}", path.display()));
         let mut emit = |r: &runner::RequestResult| {
             if !r.passed {
                 failures.push(format!(
@@ -139,9 +130,8 @@ fn one_filter_callback_per_phase() {
         &scenario,
         path.parent().unwrap(),
         &ChainOverride {
-            filters: Vec::new(),
-            configs: BTreeMap::new(),
             workers: Some(1),
+            ..ChainOverride::default()
         },
     )
     .unwrap();
