@@ -68,7 +68,7 @@ fi
 
 # --- build -------------------------------------------------------------------------------------
 rustup target add wasm32-wasip1 >/dev/null 2>&1 || true
-pkgs=(meshguard-passthrough meshguard-jwt-authn meshguard-authz meshguard-ratelimit meshguard-audit)
+pkgs=(meshguard-passthrough meshguard-jwt-authn meshguard-authz meshguard-ratelimit meshguard-audit meshguard-abi-probe)
 rm -rf "$WASM_OUT"
 mkdir -p "$WASM_OUT"
 build_log="$OUT/build.log"

@@ -3,7 +3,8 @@
 //!
 //! Operations come from the plugin configuration (`{"<phase>": ["op", …], "reject": bool}`) and,
 //! per request, from request headers `x-probe-<phase>: op;op` (read in `on_http_request_headers`,
-//! used in the later phases of that stream too). Phases: `vm_start`, `configure`, `tick`,
+//! used in the later phases of that stream too). `"quiet": true` drops the report lines (the
+//! Envoy hostcall benchmark uses it to time the operations alone). Phases: `vm_start`, `configure`, `tick`,
 //! `queue_ready`, `request_headers`, `request_body`, `response_headers`, `response_body`,
 //! `http_call_response`, `log`, `done`, `delete`.
 //!
@@ -40,6 +41,10 @@ fn parse_plan(config: &[u8]) -> Option<(Plan, bool)> {
     for (key, ops) in object {
         if key == "reject" {
             reject = ops.as_bool().unwrap_or(false);
+            continue;
+        }
+        if key == "quiet" {
+            ops::set_quiet(ops.as_bool().unwrap_or(false));
             continue;
         }
         let list = ops

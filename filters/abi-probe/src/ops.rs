@@ -1,5 +1,7 @@
 //! The operations the probe knows. Each logs `probe <phase> <op> -> <result>`.
 
+use std::cell::{Cell, RefCell};
+use std::collections::HashMap;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use proxy_wasm::hostcalls as hc;
@@ -15,8 +17,47 @@ pub enum Flow {
     PauseForCall,
 }
 
+thread_local! {
+    /// Set by the plugin configuration's `"quiet": true`: operations run without their report line,
+    /// so that the Envoy hostcall benchmark (envoy-config/bench/hostcalls.yaml) measures only them.
+    static QUIET: Cell<bool> = const { Cell::new(false) };
+    /// Metric ids of `inc:<name>`, defined on first use (as the filters define theirs at configure).
+    static METRICS: RefCell<HashMap<String, u32>> = RefCell::new(HashMap::new());
+}
+
+/// Turns the per-operation report lines off (`true`) or on.
+pub fn set_quiet(quiet: bool) {
+    QUIET.with(|q| q.set(quiet));
+}
+
 fn report(phase: &str, op: &str, result: &str) {
+    if QUIET.with(Cell::get) {
+        return;
+    }
     hc::log(LogLevel::Info, &format!("probe {phase} {op} -> {result}")).ok();
+}
+
+fn level_of(name: &str) -> LogLevel {
+    match name {
+        "trace" => LogLevel::Trace,
+        "debug" => LogLevel::Debug,
+        "warn" => LogLevel::Warn,
+        "error" => LogLevel::Error,
+        _ => LogLevel::Info,
+    }
+}
+
+/// Increments the counter `name` by one, defining it on first use.
+fn inc(name: &str) -> String {
+    let id = METRICS.with(|m| {
+        if let Some(id) = m.borrow().get(name) {
+            return Ok(*id);
+        }
+        let id = hc::define_metric(MetricType::Counter, name)?;
+        m.borrow_mut().insert(name.to_owned(), id);
+        Ok(id)
+    });
+    format!("{:?}", id.and_then(|id| hc::increment_metric(id, 1)))
 }
 
 fn split(arg: &str) -> (&str, &str) {
@@ -228,6 +269,10 @@ pub fn run(phase: &str, ops: &[String]) -> Flow {
                 format!("{}", std::hint::black_box(v).len())
             }
             "log_level" => format!("{:?}", hc::get_log_level()),
+            // log:<level>: one fixed line at that level (the host drops it below its own level)
+            "log" => format!("{:?}", hc::log(level_of(arg), "probe log line")),
+            // inc:<name>: counter += 1, the id defined once per VM
+            "inc" => inc(arg),
             other => format!("unknown op {other}"),
         };
         report(phase, op, &result);
