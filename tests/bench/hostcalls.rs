@@ -79,11 +79,13 @@ fn hostcalls_per_request_in_the_full_chain() {
         println!("  {name:<10} total {total}");
     }
     // Upper bounds (see the module doc).
+    // Measured in Envoy (envoy-config/bench/hostcalls.yaml), one hostcall costs about 1.5-6 µs of
+    // CPU, so these are tight: today's counts plus a little room.
     let bounds = [
-        ("jwt_authn", 40),
-        ("authz", 40),
-        ("ratelimit", 40),
-        ("audit", 60),
+        ("jwt_authn", 12),
+        ("authz", 8),
+        ("ratelimit", 12),
+        ("audit", 26),
     ];
     for (name, total) in names.iter().zip(&totals) {
         let bound = bounds.iter().find(|(n, _)| n == name).map_or(0, |b| b.1);

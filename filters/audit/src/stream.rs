@@ -29,6 +29,9 @@ pub(crate) struct AuditStream {
     /// What the request phase read from the host and `on_log` reuses (the earlier filters have
     /// all published by then, so reading it again would only cost hostcalls).
     request_reads: Option<(Handoff, Option<Vec<u8>>)>,
+    /// The request headers as this filter forwarded them (after its edits); `on_log` records
+    /// these instead of reading the map again.
+    forwarded_headers: Option<Vec<(String, Vec<u8>)>>,
 }
 
 impl AuditStream {
@@ -40,6 +43,7 @@ impl AuditStream {
             first_seen_nanos: None,
             draws: 0,
             request_reads: None,
+            forwarded_headers: None,
         }
     }
 
@@ -187,26 +191,27 @@ impl HttpContext for AuditStream {
             peer.as_deref(),
             &mut self.random(),
         );
-        // Only names the request carries need a remove (they were all read just above, in this
-        // callback), and a name about to be set needs none: replacing drops every copy.
-        let removals = plan.edits.remove.iter().filter(|name| {
-            headers.iter().any(|(n, _)| n.eq_ignore_ascii_case(name))
-                && !plan
-                    .edits
-                    .set
-                    .iter()
-                    .any(|(s, _)| s.eq_ignore_ascii_case(name))
-        });
-        for name in removals {
-            if let Err(e) = host::remove_header(Headers::Request, name) {
+        // Two or more single edits cost more in Envoy than writing the whole map back once.
+        let edited = if plan.edits.single_calls(&headers) >= 2 {
+            let edited = plan.edits.apply(&headers);
+            if let Err(e) = host::set_headers(Headers::Request, &edited) {
                 return self.fail_closed(&e);
             }
-        }
-        for (name, value) in &plan.edits.set {
-            if let Err(e) = host::set_header(Headers::Request, name, value.as_bytes()) {
-                return self.fail_closed(&e);
+            edited
+        } else {
+            for name in plan.edits.removals(&headers) {
+                if let Err(e) = host::remove_header(Headers::Request, name) {
+                    return self.fail_closed(&e);
+                }
             }
-        }
+            for (name, value) in &plan.edits.set {
+                if let Err(e) = host::set_header(Headers::Request, name, value.as_bytes()) {
+                    return self.fail_closed(&e);
+                }
+            }
+            plan.edits.apply(&headers)
+        };
+        self.forwarded_headers = Some(edited);
         self.seen = Some(Seen {
             request_id: plan.request_id.as_str().to_string(),
             trace: (plan.trace.context, plan.trace.source),
@@ -232,10 +237,13 @@ impl HttpContext for AuditStream {
         if self.first_seen_nanos.is_none() {
             self.first_seen_nanos = now;
         }
-        let headers = host::headers(Headers::Request).unwrap_or_else(|e| {
-            self.error(&e);
-            Vec::new()
-        });
+        let headers = match self.forwarded_headers.take() {
+            Some(headers) => headers,
+            None => host::headers(Headers::Request).unwrap_or_else(|e| {
+                self.error(&e);
+                Vec::new()
+            }),
+        };
         let (handoff, peer) = match self.request_reads.take() {
             Some(reads) => reads,
             None => (self.handoff(), self.property(&PEER)),

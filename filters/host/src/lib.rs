@@ -76,6 +76,17 @@ pub fn set_header(which: Headers, name: &str, value: &[u8]) -> Result<()> {
         .map_err(failed("proxy_replace_header_map_value"))
 }
 
+/// Replaces the whole header map with `pairs` (one hostcall: Envoy removes every header, then
+/// adds the pairs in order). Cheaper than several single edits in Envoy, where every hostcall costs
+/// a few microseconds (envoy-config/bench/hostcalls.yaml).
+pub fn set_headers(which: Headers, pairs: &[(String, Vec<u8>)]) -> Result<()> {
+    let pairs: Vec<(&str, &[u8])> = pairs
+        .iter()
+        .map(|(name, value)| (name.as_str(), value.as_slice()))
+        .collect();
+    hostcalls::set_map_bytes(which.map(), pairs).map_err(failed("proxy_set_header_map_pairs"))
+}
+
 /// Adds one more value of `name`.
 pub fn add_header(which: Headers, name: &str, value: &[u8]) -> Result<()> {
     hostcalls::add_map_value_bytes(which.map(), name, value)
@@ -89,7 +100,12 @@ pub fn remove_header(which: Headers, name: &str) -> Result<()> {
 
 /// A property (`["source", "address"]`, `["connection", "uri_san_peer_certificate"]`, or a
 /// filter-state key set by an earlier filter). `None` when the host has no such property.
+///
+/// In a fused module, keys its own stages publish are answered from memory ([`embed`]).
 pub fn property(path: &[&str]) -> Result<Option<Vec<u8>>> {
+    if let Some(answer) = embed::recall(path) {
+        return Ok(answer);
+    }
     hostcalls::get_property(path.to_vec()).map_err(failed("proxy_get_property"))
 }
 
@@ -100,7 +116,9 @@ pub fn property_string(path: &[&str]) -> Result<Option<String>> {
 
 /// Publishes `value` as filter state `wasm.<key>` for later filters and access logs.
 pub fn set_property(key: &str, value: &[u8]) -> Result<()> {
-    hostcalls::set_property(vec![key], Some(value)).map_err(failed("proxy_set_property"))
+    hostcalls::set_property(vec![key], Some(value)).map_err(failed("proxy_set_property"))?;
+    embed::remember(key, value);
+    Ok(())
 }
 
 /// Sends a local reply. Envoy emits it after the callback returns; the caller must return

@@ -86,6 +86,46 @@ pub struct HeaderEdits {
     pub set: Vec<(String, String)>,
 }
 
+impl HeaderEdits {
+    /// How many single-header hostcalls the edits take against `headers`: a removal only for a
+    /// name the request carries and that is not about to be set (a replace drops every copy), and
+    /// one per set.
+    pub fn single_calls(&self, headers: &[(String, Vec<u8>)]) -> usize {
+        self.removals(headers).count() + self.set.len()
+    }
+
+    /// The removals worth making against `headers` (see [`HeaderEdits::single_calls`]).
+    pub fn removals<'a>(
+        &'a self,
+        headers: &'a [(String, Vec<u8>)],
+    ) -> impl Iterator<Item = &'a String> + 'a {
+        self.remove.iter().filter(move |name| {
+            headers.iter().any(|(n, _)| n.eq_ignore_ascii_case(name))
+                && !self.set.iter().any(|(s, _)| s.eq_ignore_ascii_case(name))
+        })
+    }
+
+    /// The whole header list after the edits: every line of `headers` whose name is neither
+    /// removed nor set, in order, then the set names with their values. Writing it back in one
+    /// `proxy_set_header_map_pairs` has the same effect as the single removals and replaces.
+    pub fn apply(&self, headers: &[(String, Vec<u8>)]) -> Vec<(String, Vec<u8>)> {
+        let touched = |name: &str| {
+            self.remove.iter().any(|r| r.eq_ignore_ascii_case(name))
+                || self.set.iter().any(|(s, _)| s.eq_ignore_ascii_case(name))
+        };
+        headers
+            .iter()
+            .filter(|(name, _)| !touched(name))
+            .cloned()
+            .chain(
+                self.set
+                    .iter()
+                    .map(|(name, value)| (name.to_ascii_lowercase(), value.as_bytes().to_vec())),
+            )
+            .collect()
+    }
+}
+
 /// Plans the audit headers of an admitted request from the hand-off and the mTLS peer principal
 /// (`connection.uri_san_peer_certificate`).
 pub fn plan(config: &UpstreamHeaders, handoff: &Handoff, peer: Option<&[u8]>) -> HeaderEdits {
@@ -143,6 +183,65 @@ pub fn plan(config: &UpstreamHeaders, handoff: &Handoff, peer: Option<&[u8]>) ->
 #[allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 mod tests {
     use super::*;
+
+    fn pairs(list: &[(&str, &str)]) -> Vec<(String, Vec<u8>)> {
+        list.iter()
+            .map(|(n, v)| ((*n).to_string(), v.as_bytes().to_vec()))
+            .collect()
+    }
+
+    #[test]
+    fn apply_equals_the_single_removals_and_replaces() {
+        let headers = pairs(&[
+            (":method", "GET"),
+            (":path", "/a"),
+            ("x-forged", "1"),
+            ("accept", "a"),
+            ("x-forged", "2"),
+            ("x-subject", "spoofed"),
+            ("tracestate", "t"),
+        ]);
+        let edits = HeaderEdits {
+            remove: vec!["X-Forged".into(), "x-subject".into(), "absent".into()],
+            set: vec![
+                ("X-Subject".into(), "alice".into()),
+                ("x-new".into(), "n".into()),
+            ],
+        };
+        // The single calls: remove x-forged (present, not set); x-subject is replaced instead.
+        let removals: Vec<&String> = edits.removals(&headers).collect();
+        assert_eq!(removals, vec!["X-Forged"]);
+        assert_eq!(edits.single_calls(&headers), 3);
+        // What those calls leave, computed the slow way.
+        let mut expected = headers.clone();
+        for name in removals {
+            expected.retain(|(n, _)| !n.eq_ignore_ascii_case(name));
+        }
+        for (name, value) in &edits.set {
+            expected.retain(|(n, _)| !n.eq_ignore_ascii_case(name));
+            expected.push((name.to_ascii_lowercase(), value.as_bytes().to_vec()));
+        }
+        assert_eq!(edits.apply(&headers), expected);
+        assert_eq!(
+            edits.apply(&headers),
+            pairs(&[
+                (":method", "GET"),
+                (":path", "/a"),
+                ("accept", "a"),
+                ("tracestate", "t"),
+                ("x-subject", "alice"),
+                ("x-new", "n"),
+            ])
+        );
+    }
+
+    #[test]
+    fn apply_without_edits_keeps_every_line_in_order() {
+        let headers = pairs(&[(":path", "/"), ("a", "1"), ("a", "2")]);
+        let edits = HeaderEdits::default();
+        assert_eq!(edits.apply(&headers), headers);
+        assert_eq!(edits.single_calls(&headers), 0);
+    }
     use crate::audit::config::{compile, RawAuditConfig};
     use wasm_bindgen_test::wasm_bindgen_test;
 
