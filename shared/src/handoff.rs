@@ -5,6 +5,15 @@
 //! later filter reads it back with `get_property([key])`. Filter state cannot be set by a client,
 //! unlike request headers, so identity is only ever taken from here.
 
+/// Prefix of every key the jwt-authn filter publishes.
+pub const JWT_PREFIX: &str = "meshguard.jwt_authn.";
+/// Prefix of every key the authz filter publishes.
+pub const AUTHZ_PREFIX: &str = "meshguard.authz.";
+/// Prefix of every key the ratelimit filter publishes.
+pub const RATELIMIT_PREFIX: &str = "meshguard.ratelimit.";
+/// Prefix of every key the audit filter publishes.
+pub const AUDIT_PREFIX: &str = "meshguard.audit.";
+
 /// Outcome of the jwt-authn filter: `verified`, `missing`, `failed`, `bypassed`.
 pub const JWT_OUTCOME: &str = "meshguard.jwt_authn.outcome";
 /// Verified JWT payload, as the compact JSON object that was signed (only set when verified).
@@ -36,3 +45,32 @@ pub const RATELIMIT_RULE: &str = "meshguard.ratelimit.rule";
 
 /// The audit record of the request (one JSON object).
 pub const AUDIT_RECORD: &str = "meshguard.audit.record";
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_key_starts_with_its_filters_prefix() {
+        let jwt = [
+            JWT_OUTCOME,
+            JWT_PAYLOAD,
+            JWT_ISSUER,
+            JWT_SUBJECT,
+            JWT_PROVIDER,
+            JWT_REASON,
+        ];
+        let authz = [AUTHZ_DECISION, AUTHZ_POLICY, AUTHZ_RULE, AUTHZ_AUDIT];
+        let ratelimit = [RATELIMIT_DECISION, RATELIMIT_REMAINING, RATELIMIT_RULE];
+        for (prefix, keys) in [
+            (JWT_PREFIX, &jwt[..]),
+            (AUTHZ_PREFIX, &authz[..]),
+            (RATELIMIT_PREFIX, &ratelimit[..]),
+            (AUDIT_PREFIX, &[AUDIT_RECORD][..]),
+        ] {
+            for key in keys {
+                assert!(key.starts_with(prefix), "{key} outside {prefix}");
+            }
+        }
+    }
+}

@@ -147,3 +147,66 @@ fn one_filter_callback_per_phase() {
     println!("fused: {callbacks} callbacks for one request (the four-filter chain: 4x)");
     assert!(callbacks <= 8, "{callbacks}");
 }
+
+/// The stages' hand-off is answered in memory: no `proxy_get_property` of a key a stage of the
+/// module publishes (`meshguard.*`), while every `proxy_set_property` still reaches the host; so
+/// one full-chain request takes fewer hostcalls fused than through the four filters.
+#[test]
+fn hand_off_between_stages_takes_no_hostcall() {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("scenarios/audit/full_chain.json");
+    let one_request = |scenario: &mut Value| {
+        scenario["requests"] = json!([scenario["requests"][0].clone()]);
+    };
+    let hostcalls = |scenario: Value| {
+        let scenario: Scenario = serde_json::from_value(scenario).unwrap();
+        let host = runner::build_host(
+            &scenario,
+            path.parent().unwrap(),
+            &ChainOverride {
+                workers: Some(1),
+                ..ChainOverride::default()
+            },
+        )
+        .unwrap();
+        let before = host.events().len();
+        let (passed, _) = runner::run(&host, &scenario, &mut |_| {}).unwrap();
+        assert_eq!(passed, 1);
+        host.events()
+            .into_iter()
+            .skip(before)
+            .filter_map(|e| match e {
+                HostEvent::Hostcall { name, args, .. } => Some((name, args)),
+                _ => None,
+            })
+            .collect::<Vec<_>>()
+    };
+    let mut fused = fuse(&path).unwrap();
+    one_request(&mut fused);
+    let mut chain: Value = serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
+    one_request(&mut chain);
+    let fused_calls = hostcalls(fused);
+    let chain_calls = hostcalls(chain);
+
+    let handoff_reads = |calls: &[(&str, String)]| {
+        calls
+            .iter()
+            .filter(|(n, a)| *n == "proxy_get_property" && a.contains("meshguard."))
+            .count()
+    };
+    let count =
+        |calls: &[(&str, String)], name: &str| calls.iter().filter(|(n, _)| *n == name).count();
+    println!(
+        "one request: chain {} hostcalls ({} hand-off reads), fused {} ({} hand-off reads)",
+        chain_calls.len(),
+        handoff_reads(&chain_calls),
+        fused_calls.len(),
+        handoff_reads(&fused_calls)
+    );
+    assert!(handoff_reads(&chain_calls) > 0, "{chain_calls:?}");
+    assert_eq!(handoff_reads(&fused_calls), 0, "{fused_calls:?}");
+    assert_eq!(
+        count(&fused_calls, "proxy_set_property"),
+        count(&chain_calls, "proxy_set_property")
+    );
+    assert!(fused_calls.len() < chain_calls.len());
+}

@@ -41,6 +41,17 @@ impl Stage {
         }
     }
 
+    /// Prefix of the filter-state keys the stage publishes (`meshguard_core::handoff`).
+    pub fn filter_state_prefix(self) -> &'static str {
+        use meshguard_core::handoff;
+        match self {
+            Stage::JwtAuthn => handoff::JWT_PREFIX,
+            Stage::Authz => handoff::AUTHZ_PREFIX,
+            Stage::RateLimit => handoff::RATELIMIT_PREFIX,
+            Stage::Audit => handoff::AUDIT_PREFIX,
+        }
+    }
+
     /// Parses a section with the stage's own parser (exactly what its `on_configure` runs).
     fn check(self, json: &[u8]) -> Result<(), ConfigErrors> {
         match self {

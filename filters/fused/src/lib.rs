@@ -65,7 +65,9 @@ impl FusedRoot {
             }
             roots.push((stage, root));
         }
+        let owned: Vec<&str> = roots.iter().map(|(stage, _)| stage.filter_state_prefix()).collect();
         self.roots = roots;
+        embed::own_filter_state(&owned);
         embed::defer_resumes();
         Ok(())
     }
@@ -212,6 +214,7 @@ impl FusedStream {
 
 impl Drop for FusedStream {
     fn drop(&mut self) {
+        embed::forget_stream(self.id);
         if let Ok(mut streams) = self.streams.try_borrow_mut() {
             streams.remove(&self.id);
         }
