@@ -202,7 +202,17 @@ impl RateLimitStream {
         } else if state.needs.jwt {
             let payload = host::property(&[handoff::JWT_PAYLOAD])?
                 .and_then(|bytes| serde_json::from_slice::<serde_json::Value>(&bytes).ok());
-            (payload, host::property_string(&[handoff::JWT_SUBJECT])?)
+            // The subject key is only the fallback for a payload without a string `sub` (e.g. an
+            // API-key identity): skip the hostcall when the payload has it.
+            let has_sub = payload
+                .as_ref()
+                .is_some_and(|p| p.get("sub").is_some_and(serde_json::Value::is_string));
+            let subject = if has_sub {
+                None
+            } else {
+                host::property_string(&[handoff::JWT_SUBJECT])?
+            };
+            (payload, subject)
         } else {
             (None, None)
         };
