@@ -16,7 +16,7 @@ use crate::jwt::VerifiedToken;
 
 use super::failed_cache::FailedCache;
 
-/// The two per-worker caches [`super::decide`] consults: verified tokens, and refusals that
+/// The two per-worker caches [`super::decide()`] consults: verified tokens, and refusals that
 /// cannot change ([`FailedCache`]). Two separate LRUs, so invalid tokens never evict a verified
 /// one.
 #[derive(Debug)]

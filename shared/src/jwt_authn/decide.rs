@@ -144,7 +144,9 @@ pub fn decide(
 }
 
 /// [`decide`] with `jti` replay checks by `replay` (every verified token of a provider with
-/// `jti_replay`, cached or not, is checked once per request).
+/// `jti_replay`, cached or not, is checked once per decision; a caller that decides one request
+/// again after a [`Decision::Wait`] passes a [`super::replay::RequestGuard`], so the request's
+/// own `jti` is not a replay).
 pub fn decide_with(
     cfg: &JwtAuthnConfig,
     headers: &[(String, Vec<u8>)],
@@ -305,8 +307,9 @@ impl Oracle<'_> {
         })
     }
 
-    /// The verdict of provider `p` on `token`: an API key looked up, or a JWT validated (cache
-    /// first) and then checked against replays.
+    /// The verdict of provider `p` on `token`: an API key looked up, or a JWT validated (caches
+    /// first: a verified token, or a refusal that cannot change) and then checked against
+    /// replays.
     fn verify(
         &mut self,
         p: usize,
