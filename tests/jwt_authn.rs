@@ -1,5 +1,5 @@
 //! The compiled jwt-authn filter in the harness: token sources, requirements, outputs,
-//! anti-spoofing, replies, cache (this file) and the remote-JWKS lifecycle (`jwt_authn/remote.rs`).
+//! anti-spoofing, replies, caches (this file) and the remote-JWKS lifecycle (`jwt_authn/remote.rs`).
 //! Tokens and keys come from `fixtures/jwt_authn/fixtures.json` (made by PyJWT, see
 //! `make_fixtures.py`); the fake clock starts at the fixtures' `now`.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
@@ -441,6 +441,85 @@ fn verified_token_cache_hits_then_expires_with_the_clock() {
     let out = send();
     assert_eq!(out.status, 401);
     assert_eq!(state(&out, "reason").as_deref(), Some("expired"));
+}
+
+#[test]
+fn repeated_invalid_tokens_are_refused_from_the_failed_verdict_cache() {
+    let failed_hit = "meshguard_jwt_authn_failed_cache_total_result=.=hit;.;";
+    let failed_miss = "meshguard_jwt_authn_failed_cache_total_result=.=miss;.;";
+    let denied =
+        |r: &str| format!("meshguard_jwt_authn_requests_total_outcome=.=denied;.;_reason=.={r};.;");
+    // What the reply, the hand-off and the reason look like: all must repeat exactly.
+    let seen = |out: &Outcome| {
+        let reply = out.local_reply.as_ref().unwrap();
+        (
+            out.status,
+            reply.header("www-authenticate"),
+            reply.body_text(),
+            state(out, "outcome"),
+            state(out, "reason"),
+        )
+    };
+    let host = local_host(require_idp());
+    let off = builder(json!({
+        "providers": {"idp": idp_local()},
+        "rules": require_idp(),
+        "cache": {"max_failed_entries": 0}
+    }))
+    .build()
+    .unwrap();
+    let cases = [
+        ("forged_k1", "bad_signature"),
+        ("expired_k1", "expired"),
+        ("wrong_aud_k1", "bad_audience"),
+    ];
+    for (i, (name, reason)) in cases.iter().enumerate() {
+        let send = |h: &Host| {
+            h.send(Request::get("/").header("authorization", bearer(name)))
+                .unwrap()
+        };
+        let first = send(&host);
+        assert_eq!(first.status, 401, "{name}");
+        assert_eq!(state(&first, "reason").as_deref(), Some(*reason));
+        assert_eq!(
+            host.counter(failed_hit),
+            i as i64,
+            "{name}: first is validated"
+        );
+        let again = send(&host);
+        assert_eq!(
+            host.counter(failed_hit),
+            i as i64 + 1,
+            "{name}: from the cache"
+        );
+        assert_eq!(seen(&again), seen(&first), "{name}");
+        assert_eq!(
+            seen(&send(&off)),
+            seen(&first),
+            "{name}: as without the cache"
+        );
+        assert_eq!(host.counter(&denied(reason)), 2, "{name}");
+    }
+    assert_eq!(host.counter(failed_miss), cases.len() as i64);
+    assert_eq!(
+        off.counter(failed_hit),
+        0,
+        "max_failed_entries: 0 turns it off"
+    );
+    // A token of the cache's own kind that can change is validated every time.
+    let unknown = || {
+        host.send(Request::get("/").header("authorization", bearer("unknown_kid")))
+            .unwrap()
+    };
+    assert_eq!(state(&unknown(), "reason").as_deref(), Some("unknown_kid"));
+    assert_eq!(state(&unknown(), "reason").as_deref(), Some("unknown_kid"));
+    assert_eq!(host.counter(failed_hit), cases.len() as i64);
+    // Valid tokens still verify (and hit their own cache).
+    let ok = host
+        .send(Request::get("/").header("authorization", bearer("valid_k1")))
+        .unwrap();
+    assert_eq!(ok.status, 200);
+    assert!(host.traps().is_empty(), "{:?}", host.traps());
 }
 
 #[test]

@@ -13,7 +13,7 @@ use criterion::{criterion_group, criterion_main, BatchSize, Criterion};
 use jwt_simple::prelude::{HS256Key, MACLike};
 use meshguard_core::config::FilterConfig;
 use meshguard_core::jwt::token_digest;
-use meshguard_core::jwt_authn::cache::VerifiedCache;
+use meshguard_core::jwt_authn::cache::Caches;
 use meshguard_core::jwt_authn::decide::{decide_with, Decision, KeyView, ProviderKeys};
 use meshguard_core::jwt_authn::replay::{prepare, MemoryStore, NoReplayStore, StoreGuard};
 use meshguard_core::jwt_authn::{JwtAuthnConfig, KeySource};
@@ -122,7 +122,7 @@ fn replay(c: &mut Criterion) {
                     (h, now)
                 },
                 |(h, now)| {
-                    let mut cache = VerifiedCache::new(0);
+                    let mut cache = Caches::new(0, 0);
                     let d = if with_replay {
                         decide_with(&cfg, &h, &keys, &mut cache, &mut guard, now)
                     } else {

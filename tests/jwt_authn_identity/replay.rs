@@ -1,6 +1,7 @@
 //! `jti` replay detection on the compiled filter: reuse refused (also when the token comes from
 //! the verified-token cache), tokens without `jti`, the bounded store failing closed when full,
-//! and 2 / 4 workers sending the same token at once (real threads, one per worker; the harness
+//! a `requires_all` request that spent its `jti` and resumed after a key fetch, and 2 / 4 workers
+//! sending the same token at once (real threads, one per worker; the harness
 //! locks shared data per hostcall, so their get / set-with-CAS pairs interleave freely).
 
 use std::sync::Barrier;
@@ -155,4 +156,84 @@ fn two_and_four_workers_racing_on_one_jti_admit_exactly_one() {
         );
         assert!(host.traps().is_empty(), "{:?}", host.traps());
     }
+}
+
+/// `requires_all` of `hs` (jti_replay, header `x-hs-token`) and `idp` (remote JWKS, not loaded
+/// yet): `hs` spends the token's `jti`, then the request pauses for `idp`'s keys.
+fn paused_for_keys_host() -> meshguard_harness::Host {
+    use base64::Engine;
+    let fx: Value =
+        serde_json::from_str(include_str!("../fixtures/jwt_authn/fixtures.json")).unwrap();
+    let config = json!({
+        "providers": {
+            "hs": hs_provider(json!({"jti_replay": {}, "from_headers": [{"name": "x-hs-token"}]})),
+            "idp": {"issuer": fx["issuer"], "audiences": ["api"],
+                    "remote_jwks": {"http_uri": {"uri": "https://idp.example.com/jwks",
+                                                 "cluster": "idp", "timeout": "2s"},
+                                    "cold_start_timeout": "3s"}}
+        },
+        "rules": [{"match": {"prefix": "/"}, "requires": {"requires_all": {"requirements": [
+            {"provider_name": "hs"}, {"provider_name": "idp"}]}}}]
+    });
+    meshguard_harness::Host::builder(meshguard_wasm_artifacts::JWT_AUTHN)
+        .plugin_config_json(config)
+        .env(
+            "JWT_HS_SECRET",
+            &base64::engine::general_purpose::STANDARD.encode(super::SECRET),
+        )
+        .upstream("idp", meshguard_harness::Upstream::Manual)
+        .clock(meshguard_harness::Clock::fixed_unix(super::NOW))
+        .build()
+        .unwrap()
+}
+
+#[test]
+fn a_request_resumed_after_a_key_fetch_is_not_a_replay_of_itself() {
+    let fx: Value =
+        serde_json::from_str(include_str!("../fixtures/jwt_authn/fixtures.json")).unwrap();
+    let host = paused_for_keys_host();
+    let hs_token = hs256(json!({"jti": "resume-1"}));
+    let idp_token = fx["tokens"]["valid_k1"].as_str().unwrap().to_string();
+    let request = |host: &meshguard_harness::Host| {
+        let mut s = host.stream_on(0).unwrap();
+        s.request_headers(
+            [
+                (":method", "GET".to_string()),
+                (":path", "/".to_string()),
+                (":authority", "api".to_string()),
+                ("x-hs-token", hs_token.clone()),
+                ("authorization", bearer(&idp_token)),
+            ],
+            true,
+        )
+        .unwrap();
+        s
+    };
+    let s = request(&host);
+    assert_eq!(s.action(), meshguard_harness::Action::Pause);
+    assert!(s.local_reply().is_none(), "waiting for idp's keys");
+    assert_eq!(host.counter(&replay_metric("fresh")), 1, "hs spent the jti");
+    let calls = host.pending_http_calls();
+    assert_eq!(calls.len(), 1);
+    let jwks = meshguard_harness::HttpResponse::ok()
+        .header("content-type", "application/json")
+        .body(fx["jwks_k1"].as_str().unwrap().as_bytes().to_vec());
+    host.deliver_http_call(calls[0].token, jwks).unwrap();
+    assert!(
+        s.is_resumed(),
+        "decided again with idp's keys: {:?}",
+        s.local_reply()
+    );
+    assert_eq!(s.request_header("x-hs-token"), None, "token stripped");
+    assert_eq!(host.counter(&replay_metric("fresh")), 1);
+    assert_eq!(host.counter(&replay_metric("replayed")), 0);
+    // Another request with the same jti is refused (the keys are loaded: no pause).
+    let other = request(&host);
+    let reply = other.local_reply().expect("refused");
+    assert_eq!(reply.status, 401);
+    let body: Value = serde_json::from_str(&reply.body_text()).unwrap();
+    assert_eq!(body["reason"], "replayed");
+    assert_eq!(host.counter(&replay_metric("replayed")), 1);
+    assert_eq!(host.counter(&denied("replayed")), 1);
+    assert!(host.traps().is_empty(), "{:?}", host.traps());
 }

@@ -6,7 +6,9 @@
 //! - `meshguard_jwt_authn_requests_total_outcome=.=denied;.;_reason=.=<reason>;.;`
 //! - `meshguard_jwt_authn_jwks_fetch_total_provider=.=<name>;.;_result=.=<ok|failed|too_large>;.;`
 //!   (`too_large`: the response body exceeded `max_body_bytes` and was not read)
-//! - `meshguard_jwt_authn_cache_total_result=.=<hit|miss>;.;`
+//! - `meshguard_jwt_authn_cache_total_result=.=<hit|miss>;.;` (verified-token cache)
+//! - `meshguard_jwt_authn_failed_cache_total_result=.=<hit|miss>;.;` (failed-verdict cache,
+//!   looked up after a verified-cache miss; a hit is a refusal served without validation)
 //! - `meshguard_jwt_authn_claim_headers_refused_total`
 
 use std::collections::HashMap;
@@ -27,6 +29,8 @@ pub struct Metrics {
     fetch_too_large: Vec<Option<Counter>>,
     cache_hit: Option<Counter>,
     cache_miss: Option<Counter>,
+    failed_cache_hit: Option<Counter>,
+    failed_cache_miss: Option<Counter>,
     claims_refused: Option<Counter>,
 }
 
@@ -63,6 +67,12 @@ impl Metrics {
         ))?);
         m.cache_miss = Some(Counter::define(&format!(
             "{PREFIX}_cache_total_result=.=miss;.;"
+        ))?);
+        m.failed_cache_hit = Some(Counter::define(&format!(
+            "{PREFIX}_failed_cache_total_result=.=hit;.;"
+        ))?);
+        m.failed_cache_miss = Some(Counter::define(&format!(
+            "{PREFIX}_failed_cache_total_result=.=miss;.;"
         ))?);
         m.claims_refused = Some(Counter::define(&format!(
             "{PREFIX}_claim_headers_refused_total"
@@ -106,6 +116,18 @@ impl Metrics {
     /// Cache lookups since the last call.
     pub fn cache(&self, hits: u64, misses: u64) {
         for (n, c) in [(hits, self.cache_hit), (misses, self.cache_miss)] {
+            if let Some(c) = c {
+                (0..n).for_each(|_| c.inc());
+            }
+        }
+    }
+
+    /// Failed-verdict cache lookups since the last call.
+    pub fn failed_cache(&self, hits: u64, misses: u64) {
+        for (n, c) in [
+            (hits, self.failed_cache_hit),
+            (misses, self.failed_cache_miss),
+        ] {
             if let Some(c) = c {
                 (0..n).for_each(|_| c.inc());
             }

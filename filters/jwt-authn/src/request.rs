@@ -4,6 +4,7 @@
 use meshguard_core::jwt_authn::decide::{decide_with, Allow, Decision, Outcome};
 use meshguard_core::jwt_authn::jwks::{FetchReason, Waiter};
 use meshguard_core::jwt_authn::reason;
+use meshguard_core::jwt_authn::replay::RequestGuard;
 use meshguard_core::jwt_authn::response::{local_reply, Refusal};
 use meshguard_host::{self as host, Headers};
 use proxy_wasm::types::LogLevel;
@@ -48,28 +49,43 @@ impl Worker {
             }
         }
         // 3. Decide; again (at most twice per provider) when waiting is not possible or new
-        // keys turned up in shared data.
+        // keys turned up in shared data. `jti`s this request consumed in an earlier decision
+        // (before it paused) are its own, not replays.
+        let mut consumed = self.consumed.remove(&ctx).unwrap_or_default();
         let bound = 2 * self.store.keys.len() + 2;
         for _ in 0..bound {
             let waited = self.waited.get(&ctx).cloned().unwrap_or_default();
-            let (hits, misses) = (self.cache.hits(), self.cache.misses());
+            let (hits, misses) = (self.cache.verified.hits(), self.cache.verified.misses());
+            let (f_hits, f_misses) = (self.cache.failed.hits(), self.cache.failed.misses());
             let view = self.store.view(now_ms, &waited);
             let decision = decide_with(
                 self.store.cfg(),
                 &headers,
                 &view,
                 &mut self.cache,
-                &mut self.replay,
+                &mut RequestGuard {
+                    guard: &mut self.replay,
+                    consumed: &mut consumed,
+                },
                 (now_ms / 1000) as i64,
             );
-            self.metrics
-                .cache(self.cache.hits() - hits, self.cache.misses() - misses);
+            self.metrics.cache(
+                self.cache.verified.hits() - hits,
+                self.cache.verified.misses() - misses,
+            );
+            self.metrics.failed_cache(
+                self.cache.failed.hits() - f_hits,
+                self.cache.failed.misses() - f_misses,
+            );
             match decision {
                 Decision::Wait {
                     provider,
                     unknown_kid,
                 } => {
                     if let Some(step) = self.wait(ctx, provider, unknown_kid, now_ms)? {
+                        if !consumed.is_empty() {
+                            self.consumed.insert(ctx, std::mem::take(&mut consumed));
+                        }
                         return Ok(step);
                     }
                 }

@@ -4,8 +4,9 @@
 use std::collections::HashMap;
 use std::rc::Rc;
 
-use meshguard_core::jwt_authn::cache::VerifiedCache;
+use meshguard_core::jwt_authn::cache::Caches;
 use meshguard_core::jwt_authn::jwks::WaitList;
+use meshguard_core::jwt_authn::replay::Consumed;
 use meshguard_core::jwt_authn::JwtAuthnConfig;
 use meshguard_host as host;
 use proxy_wasm::types::LogLevel;
@@ -40,12 +41,14 @@ pub struct InFlight {
 pub struct Worker {
     /// Keys of every provider.
     pub store: KeyStore,
-    /// Verified tokens.
-    pub cache: VerifiedCache,
+    /// Verified tokens and stable refusals.
+    pub cache: Caches,
     /// Requests paused for keys.
     pub waiting: WaitList,
     /// Providers each paused request already waited for.
     pub waited: HashMap<u32, Vec<usize>>,
+    /// `jti`s each paused request already consumed (not replays when it is decided again).
+    pub consumed: HashMap<u32, Consumed>,
     /// Key fetches this worker has in flight, by call token.
     pub inflight: HashMap<u32, InFlight>,
     /// Counters.
@@ -61,12 +64,13 @@ pub struct Worker {
 impl Worker {
     /// State for a freshly configured root context.
     pub fn new(cfg: JwtAuthnConfig, metrics: Metrics, root_id: u32) -> Self {
-        let cache = VerifiedCache::new(cfg.cache_max_entries);
+        let cache = Caches::new(cfg.cache_max_entries, cfg.cache_max_failed_entries);
         Worker {
             store: KeyStore::new(Rc::new(cfg)),
             cache,
             waiting: WaitList::default(),
             waited: HashMap::new(),
+            consumed: HashMap::new(),
             inflight: HashMap::new(),
             metrics,
             replay: Replay::default(),
@@ -80,10 +84,11 @@ impl Worker {
         self.store.cfg()
     }
 
-    /// Forgets a stream that ended while paused.
+    /// Forgets what a stream left while paused (its request was decided, or the stream ended).
     pub fn forget(&mut self, context_id: u32) {
         self.waiting.remove(context_id);
         self.waited.remove(&context_id);
+        self.consumed.remove(&context_id);
     }
 
     /// Asks for ticks every `ms` (fast while requests wait or fetches run).

@@ -21,7 +21,10 @@ use sha2::{Digest, Sha256};
 
 pub use json::object_depth;
 pub use keys::{KeyError, KeySet};
-pub use validate::{peek_kid, validate, JwtError, ValidationSettings, Validator, VerifiedToken};
+pub use validate::{
+    peek_kid, validate, validate_explained, JwtError, Rejection, Stability, ValidationSettings,
+    Validator, VerifiedToken,
+};
 
 /// A JWS algorithm this crate can verify. `none` is deliberately not representable.
 #[derive(

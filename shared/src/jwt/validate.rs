@@ -189,10 +189,64 @@ pub fn validate(
     keys: &KeySet,
     now_unix: i64,
 ) -> Result<VerifiedToken, JwtError> {
-    let parsed = token::parse(token, settings.max_token_bytes)?;
+    validate_explained(token, settings, keys, now_unix).map_err(|r| r.error)
+}
+
+/// How long a refusal by [`validate_explained`] stays the answer for the same token, settings
+/// and keys, as the clock moves forward from the moment it was given. A clock that goes back
+/// voids it (`nbf`/`iat` would be checked before they held), and so do other keys.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Stability {
+    /// For good: token shape and header, algorithm, `typ`, key choice and signature, claim
+    /// types, missing `exp`, and `expired` (time only moves further past `exp`).
+    Permanent,
+    /// Until this Unix second (excluded): a claim refused after the time checks passed
+    /// (lifetime, issuer, audience, `jti`); from `exp` + skew on the token is `expired` instead.
+    Until(i64),
+    /// Can change at any moment: `nbf` / `iat` in the future (they become valid), an unknown
+    /// `kid` (the key may be published).
+    Transient,
+}
+
+impl Stability {
+    /// [`Stability::Until`] the moment a token with `exp` becomes expired under `settings`
+    /// (`now ≥ exp + skew`); [`Stability::Permanent`] for a token without `exp`.
+    pub fn until_expired(exp: Option<i64>, settings: &ValidationSettings) -> Stability {
+        match exp {
+            None => Stability::Permanent,
+            Some(exp) => {
+                let skew = i64::try_from(settings.clock_skew_seconds).unwrap_or(i64::MAX);
+                Stability::Until(exp.saturating_add(skew))
+            }
+        }
+    }
+}
+
+/// A refusal by [`validate_explained`]: why, and for how long it holds.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Rejection {
+    /// Why.
+    pub error: JwtError,
+    /// For how long the same token gets the same answer (for caching refusals).
+    pub stability: Stability,
+}
+
+/// [`validate`], telling with each refusal how long it holds ([`Stability`]), so a caller may
+/// remember refusals that cannot change (the jwt-authn failed-verdict cache).
+pub fn validate_explained(
+    token: &str,
+    settings: &ValidationSettings,
+    keys: &KeySet,
+    now_unix: i64,
+) -> Result<VerifiedToken, Rejection> {
+    let permanent = |error| Rejection {
+        error,
+        stability: Stability::Permanent,
+    };
+    let parsed = token::parse(token, settings.max_token_bytes).map_err(permanent)?;
     let header = parsed.header;
     if !settings.allowed_algorithms.contains(&header.alg) {
-        return Err(JwtError::AlgorithmNotAllowed(header.alg));
+        return Err(permanent(JwtError::AlgorithmNotAllowed(header.alg)));
     }
     if let Some(required) = &settings.required_typ {
         if !header
@@ -200,7 +254,7 @@ pub fn validate(
             .as_deref()
             .is_some_and(|typ| typ_matches(typ, required))
         {
-            return Err(JwtError::BadTyp);
+            return Err(permanent(JwtError::BadTyp));
         }
     }
     keys.verify(
@@ -208,10 +262,26 @@ pub fn validate(
         header.alg,
         parsed.signing_input.as_bytes(),
         &parsed.signature,
-    )?;
-    let (claims, payload_json) = token::decode_payload(parsed.payload_b64)?;
-    let registered = RegisteredClaims::from_claims(&claims)?;
-    registered.check(settings, now_unix)?;
+    )
+    .map_err(|error| match error {
+        JwtError::UnknownKid => Rejection {
+            error,
+            stability: Stability::Transient,
+        },
+        error => permanent(error),
+    })?;
+    let (claims, payload_json) = token::decode_payload(parsed.payload_b64).map_err(permanent)?;
+    let registered = RegisteredClaims::from_claims(&claims).map_err(permanent)?;
+    registered
+        .check(settings, now_unix)
+        .map_err(|error| Rejection {
+            stability: match error {
+                JwtError::MissingExp | JwtError::Expired => Stability::Permanent,
+                JwtError::NotYetValid | JwtError::IssuedInFuture => Stability::Transient,
+                _ => Stability::until_expired(registered.expires_at, settings),
+            },
+            error,
+        })?;
     Ok(VerifiedToken {
         issuer: registered.issuer,
         subject: registered.subject,

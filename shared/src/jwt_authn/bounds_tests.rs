@@ -4,7 +4,7 @@
 use serde_json::{json, Value};
 use wasm_bindgen_test::wasm_bindgen_test;
 
-use super::cache::VerifiedCache;
+use super::cache::Caches;
 use super::compile::{JwtAuthnConfig, KeySource};
 use super::decide::{decide, Decision};
 use super::providers::{DEFAULT_MAX_BODY_BYTES, DEFAULT_MAX_CLAIM_DEPTH};
@@ -39,7 +39,7 @@ fn run(cfg: &JwtAuthnConfig, claim: Value) -> Decision {
         "Bearer {}",
         token(SECRET_A, "https://a", "alice", json!({ "deep": claim }))
     );
-    let mut cache = VerifiedCache::new(10);
+    let mut cache = Caches::new(10, 10);
     let headers = req(&[(":method", "GET"), (":path", "/"), ("authorization", &auth)]);
     decide(cfg, &headers, &TestKeys::new(cfg), &mut cache, NOW)
 }
@@ -179,7 +179,7 @@ fn a_cached_verification_is_not_served_after_the_clock_went_back() {
     );
     let headers = req(&[(":method", "GET"), (":path", "/"), ("authorization", &auth)]);
     let keys = TestKeys::new(&cfg);
-    let mut cache = VerifiedCache::new(10);
+    let mut cache = Caches::new(10, 10);
     assert!(matches!(
         decide(&cfg, &headers, &keys, &mut cache, NOW),
         Decision::Allow(..)
@@ -188,7 +188,7 @@ fn a_cached_verification_is_not_served_after_the_clock_went_back() {
         decide(&cfg, &headers, &keys, &mut cache, NOW),
         Decision::Allow(..)
     ));
-    assert_eq!(cache.hits(), 1);
+    assert_eq!(cache.verified.hits(), 1);
     // An hour back: before nbf/iat (skew 60 s). Validated again, and refused.
     match decide(&cfg, &headers, &keys, &mut cache, NOW - 3600) {
         Decision::Deny(_, Refusal::Invalid(r), _) => {

@@ -4,6 +4,8 @@
 //! Only verified tokens are cached; tokens without `exp` are not cached. An entry is dropped when
 //! `now ≥ exp` (never served past `exp`, even within clock skew: such a token is validated again)
 //! or when the provider's keys changed (a removed key stops working at once).
+//!
+//! Refusals have their own cache ([`super::failed_cache`]); [`Caches`] holds both.
 
 use std::num::NonZeroUsize;
 use std::rc::Rc;
@@ -11,6 +13,30 @@ use std::rc::Rc;
 use lru::LruCache;
 
 use crate::jwt::VerifiedToken;
+
+use super::failed_cache::FailedCache;
+
+/// The two per-worker caches [`super::decide()`] consults: verified tokens, and refusals that
+/// cannot change ([`FailedCache`]). Two separate LRUs, so invalid tokens never evict a verified
+/// one.
+#[derive(Debug)]
+pub struct Caches {
+    /// Verified tokens (`cache.max_entries`).
+    pub verified: VerifiedCache,
+    /// Stable refusals (`cache.max_failed_entries`).
+    pub failed: FailedCache,
+}
+
+impl Caches {
+    /// Caches of at most `max_entries` verified tokens and `max_failed_entries` refusals (0
+    /// disables either).
+    pub fn new(max_entries: usize, max_failed_entries: usize) -> Self {
+        Caches {
+            verified: VerifiedCache::new(max_entries),
+            failed: FailedCache::new(max_failed_entries),
+        }
+    }
+}
 
 /// Bounded cache of verified tokens.
 #[derive(Debug)]

@@ -7,6 +7,7 @@ use crate::jwt::{KeySet, ValidationSettings};
 use super::api_key::ApiKeys;
 use super::config::{RawConfig, RawRequirement, RawRouteMatch};
 use super::extract::Locations;
+use super::failed_cache::DEFAULT_MAX_FAILED_ENTRIES;
 use super::fetch::KeyFetch;
 use super::jwks::JwksPolicy;
 use super::matcher::{compile_template, PathMatch, RouteMatcher};
@@ -30,6 +31,8 @@ pub struct JwtAuthnConfig {
     pub failure: FailureSettings,
     /// Verified-token cache size per worker (0 = off).
     pub cache_max_entries: usize,
+    /// Failed-verdict cache size per worker (0 = off).
+    pub cache_max_failed_entries: usize,
     /// Every request header this filter may set (lower-case, sorted, deduplicated): removed from
     /// every incoming request before anything else, so a client can never spoof one.
     pub output_headers: Vec<String>,
@@ -187,6 +190,14 @@ pub fn compile_with_env(
     if cache_max_entries > 100_000 {
         errs.push("cache.max_entries", "at most 100000");
     }
+    let cache_max_failed_entries = raw
+        .cache
+        .as_ref()
+        .and_then(|c| c.max_failed_entries)
+        .unwrap_or(DEFAULT_MAX_FAILED_ENTRIES);
+    if cache_max_failed_entries > 100_000 {
+        errs.push("cache.max_failed_entries", "at most 100000");
+    }
     let output_headers = output_headers(&providers, &mut errs);
     errs.into_result(JwtAuthnConfig {
         providers,
@@ -194,6 +205,7 @@ pub fn compile_with_env(
         bypass_cors_preflight: raw.bypass_cors_preflight,
         failure,
         cache_max_entries,
+        cache_max_failed_entries,
         output_headers,
     })
 }

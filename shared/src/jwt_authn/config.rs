@@ -30,7 +30,7 @@ pub struct RawConfig {
     /// How refused requests are answered.
     #[serde(default)]
     pub failure: Option<RawFailure>,
-    /// The per-worker verified-token cache.
+    /// The per-worker caches: verified tokens, and refusals that cannot change.
     #[serde(default)]
     pub cache: Option<RawCache>,
 }
@@ -331,11 +331,18 @@ pub struct RawFailure {
     pub realm: Option<String>,
 }
 
-/// Verified-token cache settings.
+/// Per-worker cache settings.
 #[derive(Debug, Clone, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RawCache {
-    /// Entries per worker (default 100, like Envoy's `jwt_cache_size`); 0 disables the cache.
+    /// Verified tokens per worker (default 100, like Envoy's `jwt_cache_size`, at most 100000);
+    /// 0 disables the cache.
     #[serde(default)]
     pub max_entries: Option<usize>,
+    /// Refused tokens per worker whose refusal cannot change while the keys stay the same
+    /// (bad signature, expired, wrong audience, malformed, …), answered again without a
+    /// signature check (default 1000, at most 100000); 0 disables it. Kept apart from
+    /// `max_entries`: invalid tokens never evict verified ones.
+    #[serde(default)]
+    pub max_failed_entries: Option<usize>,
 }

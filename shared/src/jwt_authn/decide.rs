@@ -6,9 +6,11 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
 
 use crate::handoff;
-use crate::jwt::{object_depth, token_digest, validate, JwtError, KeySet, VerifiedToken};
+use crate::jwt::{
+    object_depth, token_digest, validate_explained, JwtError, KeySet, Stability, VerifiedToken,
+};
 
-use super::cache::{Lookup, VerifiedCache};
+use super::cache::{Caches, Lookup};
 use super::compile::{JwtAuthnConfig, RuleAction};
 use super::extract::{header_str, strip_cookies, strip_params, Found, RequestParts};
 use super::outputs::{claim_at, claim_header_value, payload_header_value};
@@ -135,19 +137,21 @@ pub fn decide(
     cfg: &JwtAuthnConfig,
     headers: &[(String, Vec<u8>)],
     keys: &dyn KeyView,
-    cache: &mut VerifiedCache,
+    cache: &mut Caches,
     now: i64,
 ) -> Decision {
     decide_with(cfg, headers, keys, cache, &mut NoReplayStore, now)
 }
 
 /// [`decide`] with `jti` replay checks by `replay` (every verified token of a provider with
-/// `jti_replay`, cached or not, is checked once per request).
+/// `jti_replay`, cached or not, is checked once per decision; a caller that decides one request
+/// again after a [`Decision::Wait`] passes a [`super::replay::RequestGuard`], so the request's
+/// own `jti` is not a replay).
 pub fn decide_with(
     cfg: &JwtAuthnConfig,
     headers: &[(String, Vec<u8>)],
     keys: &dyn KeyView,
-    cache: &mut VerifiedCache,
+    cache: &mut Caches,
     replay: &mut dyn ReplayGuard,
     now: i64,
 ) -> Decision {
@@ -285,7 +289,7 @@ type Memo = Option<(Verdict, Option<Rc<VerifiedToken>>)>;
 struct Oracle<'a> {
     cfg: &'a JwtAuthnConfig,
     keys: &'a dyn KeyView,
-    cache: &'a mut VerifiedCache,
+    cache: &'a mut Caches,
     replay: &'a mut dyn ReplayGuard,
     now: i64,
     tokens: &'a [Option<Found>],
@@ -303,8 +307,9 @@ impl Oracle<'_> {
         })
     }
 
-    /// The verdict of provider `p` on `token`: an API key looked up, or a JWT validated (cache
-    /// first) and then checked against replays.
+    /// The verdict of provider `p` on `token`: an API key looked up, or a JWT validated (caches
+    /// first: a verified token, or a refusal that cannot change) and then checked against
+    /// replays.
     fn verify(
         &mut self,
         p: usize,
@@ -346,8 +351,12 @@ impl Oracle<'_> {
             } => (keys, generation, may_refetch),
         };
         let digest = token_digest(token);
-        if let Lookup::Hit(t) = self.cache.get(p, &digest, generation, self.now) {
+        if let Lookup::Hit(t) = self.cache.verified.get(p, &digest, generation, self.now) {
             return Ok((Verdict::Verified, Some(t)));
+        }
+        // A stable refusal: the same answer validation would give, without the signature check.
+        if let Some(r) = self.cache.failed.get(p, &digest, generation, self.now) {
+            return Ok((Verdict::Failed(r), None));
         }
         if let (Some(want), Some(got)) = (
             provider.settings.issuer.as_deref(),
@@ -357,22 +366,28 @@ impl Oracle<'_> {
                 return Ok((Verdict::Failed(reason::ISSUER_MISMATCH), None));
             }
         }
-        match validate(token, &provider.settings, keys, self.now) {
-            Ok(v) if object_depth(&v.claims) > provider.max_claim_depth => {
-                Ok((Verdict::Failed(reason::CLAIMS_TOO_DEEP), None))
-            }
+        let (r, stability) = match validate_explained(token, &provider.settings, keys, self.now) {
+            Ok(v) if object_depth(&v.claims) > provider.max_claim_depth => (
+                reason::CLAIMS_TOO_DEEP,
+                Stability::until_expired(v.expires_at, &provider.settings),
+            ),
             Ok(v) => {
                 let v = Rc::new(v);
                 self.cache
+                    .verified
                     .put(p, digest, Rc::clone(&v), generation, self.now);
-                Ok((Verdict::Verified, Some(v)))
+                return Ok((Verdict::Verified, Some(v)));
             }
-            Err(JwtError::UnknownKid) if may_refetch => {
+            Err(r) if r.error == JwtError::UnknownKid && may_refetch => {
                 self.unknown_kid = true;
-                Err(Wait(p))
+                return Err(Wait(p));
             }
-            Err(e) => Ok((Verdict::Failed(e.reason()), None)),
-        }
+            Err(r) => (r.error.reason(), r.stability),
+        };
+        self.cache
+            .failed
+            .put(p, digest, r, stability, generation, self.now);
+        Ok((Verdict::Failed(r), None))
     }
 }
 

@@ -12,7 +12,7 @@ fn rule(requires: serde_json::Value) -> serde_json::Value {
 }
 
 fn run(cfg: &JwtAuthnConfig, headers: &[(&str, &str)]) -> Decision {
-    let mut cache = VerifiedCache::new(10);
+    let mut cache = Caches::new(10, 10);
     decide(cfg, &req(headers), &TestKeys::new(cfg), &mut cache, NOW)
 }
 
@@ -280,7 +280,7 @@ fn cache_hits_and_key_states() {
         (":path", "/"),
         ("authorization", &format!("Bearer {}", token_a())),
     ]);
-    let mut cache = VerifiedCache::new(10);
+    let mut cache = Caches::new(10, 10);
     let keys = TestKeys::new(&cfg);
     assert!(matches!(
         decide(&cfg, &h, &keys, &mut cache, NOW),
@@ -290,7 +290,7 @@ fn cache_hits_and_key_states() {
         decide(&cfg, &h, &keys, &mut cache, NOW),
         Decision::Allow(..)
     ));
-    assert_eq!((cache.hits(), cache.misses()), (1, 1));
+    assert_eq!((cache.verified.hits(), cache.verified.misses()), (1, 1));
     // After exp the entry is not used and validation says expired.
     let d = decide(&cfg, &h, &keys, &mut cache, NOW + 700);
     assert_eq!(denied(&d).0, Refusal::Invalid("expired"));
@@ -299,7 +299,7 @@ fn cache_hits_and_key_states() {
         ..TestKeys::new(&cfg)
     };
     assert_eq!(
-        decide(&cfg, &h, &pending, &mut VerifiedCache::new(0), NOW),
+        decide(&cfg, &h, &pending, &mut Caches::new(0, 0), NOW),
         Decision::Wait {
             provider: 0,
             unknown_kid: false
@@ -315,7 +315,7 @@ fn cache_hits_and_key_states() {
         unavailable: vec![0],
         ..TestKeys::new(&cfg)
     };
-    let d = decide(&cfg, &h, &gone, &mut VerifiedCache::new(0), NOW);
+    let d = decide(&cfg, &h, &gone, &mut Caches::new(0, 0), NOW);
     assert_eq!(denied(&d), (Refusal::KeysUnavailable, 401));
 }
 
@@ -348,7 +348,7 @@ fn unknown_kid_waits_only_when_a_refetch_may_happen() {
         may_refetch: true,
         ..TestKeys::new(&cfg)
     };
-    let mut cache = VerifiedCache::new(0);
+    let mut cache = Caches::new(0, 0);
     assert!(matches!(
         decide(&cfg, &known, &refetch, &mut cache, NOW),
         Decision::Allow(..)

@@ -7,11 +7,11 @@ use serde_json::{json, Value};
 use sha2::{Digest, Sha256};
 use wasm_bindgen_test::wasm_bindgen_test;
 
-use super::cache::VerifiedCache;
+use super::cache::Caches;
 use super::compile::{compile_with_env, JwtAuthnConfig};
 use super::config::RawConfig;
 use super::decide::{decide, decide_with, Decision, Outcome};
-use super::replay::{prepare, MemoryStore, StoreGuard};
+use super::replay::{prepare, Consumed, MemoryStore, RequestGuard, StoreGuard};
 use super::response::Refusal;
 use super::test_support::*;
 use crate::config::parse_json;
@@ -60,7 +60,7 @@ fn run(cfg: &JwtAuthnConfig, headers: &[(&str, &str)]) -> Decision {
         cfg,
         &req(headers),
         &TestKeys::new(cfg),
-        &mut VerifiedCache::new(10),
+        &mut Caches::new(10, 10),
         NOW,
     )
 }
@@ -235,9 +235,9 @@ fn jti_is_admitted_once_even_from_the_verified_token_cache() {
     let cfg = replay_config(json!({"max_entries": 64}));
     let mut guard = StoreGuard::<MemoryStore>::default();
     prepare(&mut guard.store, cfg.providers[0].replay.as_ref().unwrap()).unwrap();
-    let mut cache = VerifiedCache::new(10);
+    let mut cache = Caches::new(10, 10);
     let keys = TestKeys::new(&cfg);
-    let send = |jwt: &str, cache: &mut VerifiedCache, guard: &mut StoreGuard<MemoryStore>| {
+    let send = |jwt: &str, cache: &mut Caches, guard: &mut StoreGuard<MemoryStore>| {
         let h = req(&[(":path", "/"), ("authorization", &format!("Bearer {jwt}"))]);
         decide_with(&cfg, &h, &keys, cache, guard, NOW)
     };
@@ -252,7 +252,11 @@ fn jti_is_admitted_once_even_from_the_verified_token_cache() {
         Decision::Allow(..)
     ));
     let again = send(&t1, &mut cache, &mut guard);
-    assert_eq!(cache.hits(), 1, "the second use came from the cache");
+    assert_eq!(
+        cache.verified.hits(),
+        1,
+        "the second use came from the cache"
+    );
     assert_eq!(refusal(&again), Refusal::Invalid("replayed"));
     let Decision::Deny(_, _, reply) = &again else {
         panic!()
@@ -280,7 +284,7 @@ fn jti_is_admitted_once_even_from_the_verified_token_cache() {
         &cfg,
         &req(&[(":path", "/"), ("authorization", &format!("Bearer {t2}"))]),
         &keys,
-        &mut VerifiedCache::new(0),
+        &mut Caches::new(0, 0),
         NOW,
     );
     assert_eq!(refusal(&d), Refusal::Invalid("replay_check_failed"));
@@ -298,7 +302,7 @@ fn jti_optional_and_config_errors() {
     ]);
     let keys = TestKeys::new(&cfg);
     for _ in 0..2 {
-        let d = decide_with(&cfg, &h, &keys, &mut VerifiedCache::new(0), &mut guard, NOW);
+        let d = decide_with(&cfg, &h, &keys, &mut Caches::new(0, 0), &mut guard, NOW);
         assert!(matches!(d, Decision::Allow(..)), "{d:?}");
     }
     assert_eq!(guard.stats.skipped, 2);
@@ -316,5 +320,73 @@ fn jti_optional_and_config_errors() {
     assert!(
         e.contains("providers.a.jti_replay.max_entries: must be 8..=4194304"),
         "{e}"
+    );
+}
+
+#[wasm_bindgen_test(unsupported = test)]
+fn a_request_decided_again_after_a_wait_is_not_a_replay_of_itself() {
+    // requires_all: `a` (jti_replay) is checked first, then the request waits for `b`'s keys.
+    let cfg = config(json!({
+        "providers": {
+            "a": {"issuer": "https://a", "audiences": ["api"],
+                  "hmac_secret": {"algorithm": "HS256", "inline_base64": b64std(SECRET_A)},
+                  "jti_replay": {"max_entries": 64}},
+            "b": {"issuer": "https://b", "from_headers": [{"name": "x-b-token"}],
+                  "hmac_secret": {"algorithm": "HS256", "inline_base64": b64std(SECRET_B)}}
+        },
+        "rules": [{"match": {"prefix": "/"}, "requires": {"requires_all": {"requirements": [
+            {"provider_name": "a"}, {"provider_name": "b"}]}}}]
+    }));
+    let mut guard = StoreGuard::<MemoryStore>::default();
+    prepare(&mut guard.store, cfg.providers[0].replay.as_ref().unwrap()).unwrap();
+    let ta = token(
+        SECRET_A,
+        "https://a",
+        "alice",
+        json!({"aud": "api", "jti": "j-1"}),
+    );
+    let tb = token(SECRET_B, "https://b", "svc", json!({}));
+    let h = req(&[
+        (":path", "/"),
+        ("authorization", &format!("Bearer {ta}")),
+        ("x-b-token", &tb),
+    ]);
+    let waiting = TestKeys {
+        pending: vec![1],
+        ..TestKeys::new(&cfg)
+    };
+    let ready = TestKeys::new(&cfg);
+    let mut cache = Caches::new(10, 10);
+    let mut mine = Consumed::default();
+    let mut decide_as = |keys: &TestKeys, consumed: &mut Consumed, guard: &mut StoreGuard<_>| {
+        let mut g = RequestGuard { guard, consumed };
+        decide_with(&cfg, &h, keys, &mut cache, &mut g, NOW)
+    };
+    let wait = Decision::Wait {
+        provider: 1,
+        unknown_kid: false,
+    };
+    assert_eq!(decide_as(&waiting, &mut mine, &mut guard), wait);
+    assert_eq!((guard.stats.fresh, mine.len()), (1, 1), "j-1 consumed");
+    // Still waiting (decided again before the keys came): still its own jti.
+    assert_eq!(decide_as(&waiting, &mut mine, &mut guard), wait);
+    // The keys arrived: the same request is decided again and let through.
+    let d = decide_as(&ready, &mut mine, &mut guard);
+    assert!(matches!(d, Decision::Allow(..)), "{d:?}");
+    assert_eq!((guard.stats.fresh, guard.stats.replayed), (1, 0));
+    // Another request presenting the same jti is a replay.
+    let d = decide_as(&ready, &mut Consumed::default(), &mut guard);
+    assert_eq!(refusal(&d), Refusal::Invalid("replayed"));
+    assert_eq!(guard.stats.replayed, 1);
+    // Without the request's memory its own re-decision was refused (the bug this guards).
+    let mut fresh = StoreGuard::<MemoryStore>::default();
+    prepare(&mut fresh.store, cfg.providers[0].replay.as_ref().unwrap()).unwrap();
+    let plain = |keys: &TestKeys, guard: &mut StoreGuard<MemoryStore>| {
+        decide_with(&cfg, &h, keys, &mut Caches::new(10, 10), guard, NOW)
+    };
+    assert_eq!(plain(&waiting, &mut fresh), wait);
+    assert_eq!(
+        refusal(&plain(&ready, &mut fresh)),
+        Refusal::Invalid("replayed")
     );
 }

@@ -7,7 +7,7 @@
 //! 3. tokens are taken from the locations of the providers that requirement names
 //!    ([`extract`]): duplicate token headers or two different tokens for one provider → 400;
 //! 4. the requirement tree is evaluated over per-provider verdicts ([`requirements`]), validating
-//!    each token once (cache first, [`cache`]);
+//!    each token once (caches first: verified tokens and stable refusals, [`cache`]);
 //! 5. the result is an [`decide::Decision`]: let through (with claim headers, hand-off values and
 //!    token stripping), refuse ([`response`]), or wait for keys ([`jwks`]).
 //!
@@ -23,6 +23,10 @@ pub mod compile;
 pub mod config;
 pub mod decide;
 pub mod extract;
+pub mod failed_cache;
+#[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+mod failed_cache_tests;
 pub mod fetch;
 #[cfg(test)]
 #[allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]

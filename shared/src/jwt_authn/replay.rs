@@ -296,6 +296,60 @@ pub trait ReplayGuard {
     ) -> Result<(), &'static str>;
 }
 
+/// The `jti`s one request has consumed: (provider, `iss`, `jti`). Kept by the filter per stream
+/// while the request is paused, and dropped when its stream ends.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Consumed(Vec<(usize, String, String)>);
+
+impl Consumed {
+    /// True when the request consumed none.
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+
+    /// Number of `jti`s consumed.
+    pub fn len(&self) -> usize {
+        self.0.len()
+    }
+}
+
+/// The [`ReplayGuard`] of one request that may be decided more than once: a `requires_all`
+/// request whose first provider's token was admitted (its `jti` recorded) and which then paused
+/// for another provider's keys is decided again when they arrive, and must not be refused as a
+/// replay of itself. A `jti` this request already consumed (`consumed`) is admitted again
+/// without asking `guard`; any other goes to `guard` and, once admitted, joins `consumed`. The
+/// token is validated again before each check (expiry included), and `consumed` belongs to one
+/// request only, so another request with the same `jti` is still refused.
+pub struct RequestGuard<'a> {
+    /// The worker's guard (shared data).
+    pub guard: &'a mut dyn ReplayGuard,
+    /// What this request consumed in earlier decisions.
+    pub consumed: &'a mut Consumed,
+}
+
+impl ReplayGuard for RequestGuard<'_> {
+    fn check(
+        &mut self,
+        p: usize,
+        s: &ReplaySettings,
+        token: &VerifiedToken,
+        now: i64,
+    ) -> Result<(), &'static str> {
+        let issuer = token.issuer.as_deref().unwrap_or("");
+        if let Some(jti) = token.jti.as_deref() {
+            let mine = |(q, i, j): &(usize, String, String)| *q == p && i == issuer && j == jti;
+            if self.consumed.0.iter().any(mine) {
+                return Ok(());
+            }
+        }
+        self.guard.check(p, s, token, now)?;
+        if let Some(jti) = &token.jti {
+            self.consumed.0.push((p, issuer.to_string(), jti.clone()));
+        }
+        Ok(())
+    }
+}
+
 /// For callers without shared data: every token of a provider with `jti_replay` is refused
 /// (`replay_check_failed`), never admitted unchecked.
 #[derive(Debug, Clone, Copy, Default)]
