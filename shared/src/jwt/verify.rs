@@ -16,7 +16,7 @@
 
 use ed25519_dalek::Signature as EdSignature;
 use hmac::{Hmac, KeyInit, Mac};
-use p256::ecdsa::signature::Verifier;
+use ring::signature::{UnparsedPublicKey, ECDSA_P256_SHA256_FIXED, ECDSA_P384_SHA384_FIXED};
 use rsa::{Pkcs1v15Sign, Pss, RsaPublicKey};
 use sha2::{Digest, Sha256, Sha384, Sha512};
 
@@ -55,14 +55,20 @@ pub(crate) fn rsa(alg: Algorithm, key: &RsaPublicKey, input: &[u8], sig: &[u8]) 
     result.is_ok()
 }
 
-/// Verifies an ES256 signature: exactly 64 bytes `r‖s`, SHA-256.
-pub(crate) fn es256(key: &p256::ecdsa::VerifyingKey, input: &[u8], sig: &[u8]) -> bool {
-    p256::ecdsa::Signature::from_slice(sig).is_ok_and(|sig| key.verify(input, &sig).is_ok())
+/// Verifies an ES256 signature: exactly 64 bytes `r‖s`, SHA-256. `point` is the key's
+/// uncompressed SEC1 encoding (`04‖x‖y`, 65 bytes), checked on the curve when it was loaded.
+pub(crate) fn es256(point: &[u8; 65], input: &[u8], sig: &[u8]) -> bool {
+    UnparsedPublicKey::new(&ECDSA_P256_SHA256_FIXED, point)
+        .verify(input, sig)
+        .is_ok()
 }
 
-/// Verifies an ES384 signature: exactly 96 bytes `r‖s`, SHA-384.
-pub(crate) fn es384(key: &p384::ecdsa::VerifyingKey, input: &[u8], sig: &[u8]) -> bool {
-    p384::ecdsa::Signature::from_slice(sig).is_ok_and(|sig| key.verify(input, &sig).is_ok())
+/// Verifies an ES384 signature: exactly 96 bytes `r‖s`, SHA-384; `point` as for [`es256`]
+/// (97 bytes).
+pub(crate) fn es384(point: &[u8; 97], input: &[u8], sig: &[u8]) -> bool {
+    UnparsedPublicKey::new(&ECDSA_P384_SHA384_FIXED, point)
+        .verify(input, sig)
+        .is_ok()
 }
 
 /// Verifies an Ed25519 signature with RFC 8032 strictness (`S < L`, no small-order `R` or key).

@@ -1,0 +1,171 @@
+//! `run FILE`: one warm-up pass, then one timed pass per algorithm and mode.
+
+use std::hint::black_box;
+use std::time::Instant;
+
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use base64::Engine;
+use meshguard_core::config::FilterConfig;
+use meshguard_core::jwt::{validate, Algorithm, KeySet, ValidationSettings};
+use meshguard_core::jwt_authn::cache::VerifiedCache;
+use meshguard_core::jwt_authn::decide::ProviderKeys;
+use meshguard_core::jwt_authn::{decide, Decision, JwtAuthnConfig, KeySource, KeyView};
+use serde_json::{json, Value};
+
+const ALGS: [(&str, Algorithm); 3] = [
+    ("RS256", Algorithm::RS256),
+    ("ES256", Algorithm::ES256),
+    ("EdDSA", Algorithm::EdDSA),
+];
+const WARMUP: usize = 100;
+
+struct Static<'a>(&'a KeySet);
+
+impl KeyView for Static<'_> {
+    fn keys(&self, _: usize) -> ProviderKeys<'_> {
+        ProviderKeys::Ready {
+            keys: self.0,
+            generation: 1,
+            may_refetch: false,
+        }
+    }
+}
+
+struct Bench<'a> {
+    cfg: &'a JwtAuthnConfig,
+    settings: &'a ValidationSettings,
+    keys: &'a KeySet,
+    now: i64,
+}
+
+impl Bench<'_> {
+    /// The filter's call on a cache miss: every token is new to a fresh cache.
+    fn decide(&self, tokens: &[String]) -> usize {
+        let mut cache = VerifiedCache::new(self.cfg.cache_max_entries);
+        let view = Static(self.keys);
+        let mut ok = 0;
+        for t in tokens {
+            let headers = vec![
+                (":method".to_string(), b"GET".to_vec()),
+                (":path".to_string(), b"/".to_vec()),
+                (
+                    "authorization".to_string(),
+                    format!("Bearer {t}").into_bytes(),
+                ),
+            ];
+            if let Decision::Allow(outcome, allow) =
+                decide(self.cfg, &headers, &view, &mut cache, self.now)
+            {
+                ok += usize::from(outcome.as_str() == "verified");
+                black_box((outcome.handoff(self.cfg), allow));
+            }
+        }
+        ok
+    }
+
+    fn validate(&self, tokens: &[String]) -> usize {
+        tokens
+            .iter()
+            .filter(|t| black_box(validate(t, self.settings, self.keys, self.now)).is_ok())
+            .count()
+    }
+
+    fn signature(&self, alg: Algorithm, split: &[Split]) -> usize {
+        split
+            .iter()
+            .filter(|(input, sig, kid)| {
+                self.keys
+                    .verify(kid.as_deref(), alg, input.as_bytes(), sig)
+                    .is_ok()
+            })
+            .count()
+    }
+}
+
+/// (signing input, signature, kid) of one token.
+type Split = (String, Vec<u8>, Option<String>);
+
+/// Each token, split.
+fn split(tokens: &[String]) -> Result<Vec<Split>, String> {
+    tokens
+        .iter()
+        .map(|t| {
+            let (input, sig) = t.rsplit_once('.').ok_or("token without '.'")?;
+            let sig = URL_SAFE_NO_PAD.decode(sig).map_err(|e| e.to_string())?;
+            let header = input.split('.').next().unwrap_or_default();
+            let header: Value = URL_SAFE_NO_PAD
+                .decode(header)
+                .ok()
+                .and_then(|h| serde_json::from_slice(&h).ok())
+                .unwrap_or_default();
+            let kid = header["kid"].as_str().map(str::to_owned);
+            Ok((input.to_string(), sig, kid))
+        })
+        .collect()
+}
+
+pub fn run(args: &[String]) -> Result<(), String> {
+    let file = args.first().ok_or("usage: coldbench run FILE [ALG ...]")?;
+    let only = args.get(1..).unwrap_or_default();
+    let text = std::fs::read_to_string(file).map_err(|e| format!("{file}: {e}"))?;
+    let doc: Value = serde_json::from_str(&text).map_err(|e| e.to_string())?;
+    let now = doc["now"].as_i64().ok_or("no now")?;
+    let config = json!({
+        "providers": {"bench": {
+            "issuer": doc["issuer"],
+            "audiences": [doc["audience"]],
+            "local_jwks": {"inline_string": doc["jwks"].to_string()},
+        }},
+        "rules": [{"match": {"prefix": "/"}, "requires": {"provider_name": "bench"}}],
+        "cache": {"max_entries": 10_000},
+    });
+    let cfg = JwtAuthnConfig::parse(config.to_string().as_bytes()).map_err(|e| e.to_string())?;
+    let provider = cfg.providers.first().ok_or("no provider")?;
+    let KeySource::Static(keys) = &provider.keys else {
+        return Err("keys are not static".into());
+    };
+    let bench = Bench {
+        cfg: &cfg,
+        settings: &provider.settings,
+        keys,
+        now,
+    };
+    let mut passes = Vec::new();
+    for (name, alg) in ALGS {
+        if !only.is_empty() && !only.iter().any(|a| a == name) {
+            continue;
+        }
+        let tokens: Vec<String> = doc["tokens"][name]
+            .as_array()
+            .ok_or("no tokens")?
+            .iter()
+            .filter_map(|t| t.as_str().map(str::to_owned))
+            .collect();
+        let split = split(&tokens)?;
+        let warm = tokens.len().min(WARMUP);
+        bench.decide(tokens.get(..warm).unwrap_or_default());
+        bench.validate(tokens.get(..warm).unwrap_or_default());
+        bench.signature(alg, split.get(..warm).unwrap_or_default());
+        passes.push((name, alg, tokens, split));
+    }
+    for (name, alg, tokens, split) in &passes {
+        let modes: [(&str, &dyn Fn() -> usize); 3] = [
+            ("decide", &|| bench.decide(tokens)),
+            ("validate", &|| bench.validate(tokens)),
+            ("signature", &|| bench.signature(*alg, split)),
+        ];
+        for (mode, pass) in modes {
+            let start = Instant::now();
+            let ok = pass();
+            let us = start.elapsed().as_secs_f64() * 1e6 / tokens.len().max(1) as f64;
+            if ok != tokens.len() {
+                return Err(format!(
+                    "{name} {mode}: {ok} of {} tokens verified",
+                    tokens.len()
+                ));
+            }
+            println!("RESULT {name} {mode} {us:.1}");
+        }
+    }
+    Ok(())
+}
