@@ -1,11 +1,11 @@
 //! Signature verification backends, one per key family, chosen from the V8 measurements in
-//! `shared/research/wasm-crypto.md` among pure-Rust crates (no C toolchain, WASI-only imports):
+//! `shared/research/wasm-crypto.md` and `tests/bench/cold` (wasm32-wasip1, TurboFan as in Envoy):
 //!
 //! | family | crate | why |
 //! |---|---|---|
-//! | RSA (RS*/PS*) | `rsa` 0.10 (crypto-bigint) | 2.7–3.5× faster than jwt-simple's rsa 0.9 in V8; `ring` is only ~15 % faster and needs clang |
-//! | ECDSA P-256/P-384 | `p256`/`p384` 0.14 | the same crates jwt-simple uses; `ring` is 8–15 % faster but needs clang |
-//! | Ed25519 | `ed25519-dalek` 3 | 2.1–2.6× faster than jwt-simple's ed25519-compact |
+//! | RSA (RS*/PS*) | `rsa` 0.10 (crypto-bigint), 32-bit limbs on wasm32 | fastest in V8: ~1.5× faster with `cpubits="32"` (`.cargo/config.toml`), ~4× faster than jwt-simple's rsa 0.9; `ring` is ~1.3× slower |
+//! | ECDSA P-256/P-384 | `ring` 0.17 (C, built by clang for wasm32) | 1.1–1.2× faster than `p256` 0.14 in V8, and unaffected by the 32-bit limbs that slow `p256` down 1.3×; `p256`/`p384` (RustCrypto) only validate the point when a key is loaded |
+//! | Ed25519 | `ed25519-dalek` 3 (`verify_strict`) | 2.1–2.6× faster than jwt-simple's ed25519-compact; `ring` is no faster in V8 |
 //! | HMAC | `hmac` 0.13 + `sha2` 0.11 | constant-time full-length tag compare |
 //!
 //! jwt-simple stays the independent cross-check in the tests (`shared/tests/adversarial.rs`).

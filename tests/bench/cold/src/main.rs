@@ -8,7 +8,8 @@
 //!   the filter-state values (token extraction, SHA-256 digest, cache lookup, unverified `iss`
 //!   peek, `validate`, claim depth, cache insert, hand-off values);
 //! - `validate`: `jwt::validate` alone (parse, base64, signature, payload JSON, claims);
-//! - `signature`: `KeySet::verify` alone on the pre-split signing input and signature.
+//! - `signature`: `KeySet::verify` alone on the pre-split signing input and signature;
+//! - for EdDSA also `crate:*`: ed25519-dalek (`verify_strict`, `verify`) and ring called directly.
 //!
 //! Output: one line `RESULT <alg> <mode> <µs per token>` per pass, after a warm-up pass.
 

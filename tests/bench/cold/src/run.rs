@@ -104,6 +104,52 @@ fn split(tokens: &[String]) -> Result<Vec<Split>, String> {
         .collect()
 }
 
+/// Ed25519 through the crates directly (key parsed once): is our wrapper or `verify_strict` what
+/// costs, and would ring be faster?
+fn eddsa_crates(jwks: &Value, split: &[Split]) -> Result<Vec<(&'static str, f64)>, String> {
+    let x = jwks["keys"]
+        .as_array()
+        .and_then(|keys| keys.iter().find(|k| k["crv"] == "Ed25519"))
+        .and_then(|k| k["x"].as_str())
+        .ok_or("no Ed25519 key")?;
+    let x: [u8; 32] = URL_SAFE_NO_PAD
+        .decode(x)
+        .ok()
+        .and_then(|x| x.try_into().ok())
+        .ok_or("bad Ed25519 key")?;
+    let dalek = ed25519_dalek::VerifyingKey::from_bytes(&x).map_err(|e| e.to_string())?;
+    let ring = ring::signature::UnparsedPublicKey::new(&ring::signature::ED25519, x);
+    let sig = |s: &[u8]| ed25519_dalek::Signature::from_slice(s).ok();
+    let checks: [(&'static str, &dyn Fn(&Split) -> bool); 3] = [
+        ("crate:dalek_verify_strict", &|(i, s, _)| {
+            sig(s).is_some_and(|s| dalek.verify_strict(i.as_bytes(), &s).is_ok())
+        }),
+        ("crate:dalek_verify", &|(i, s, _)| {
+            use ed25519_dalek::Verifier;
+            sig(s).is_some_and(|s| dalek.verify(i.as_bytes(), &s).is_ok())
+        }),
+        ("crate:ring", &|(i, s, _)| {
+            ring.verify(i.as_bytes(), s).is_ok()
+        }),
+    ];
+    let mut out = Vec::new();
+    for (name, check) in checks {
+        split.iter().take(WARMUP).for_each(|t| {
+            black_box(check(t));
+        });
+        let start = Instant::now();
+        let ok = split.iter().filter(|t| check(t)).count();
+        if ok != split.len() {
+            return Err(format!("{name}: {ok} of {} verified", split.len()));
+        }
+        out.push((
+            name,
+            start.elapsed().as_secs_f64() * 1e6 / split.len().max(1) as f64,
+        ));
+    }
+    Ok(out)
+}
+
 pub fn run(args: &[String]) -> Result<(), String> {
     let file = args.first().ok_or("usage: coldbench run FILE [ALG ...]")?;
     let only = args.get(1..).unwrap_or_default();
@@ -165,6 +211,11 @@ pub fn run(args: &[String]) -> Result<(), String> {
                 ));
             }
             println!("RESULT {name} {mode} {us:.1}");
+        }
+        if *alg == Algorithm::EdDSA {
+            for (mode, us) in eddsa_crates(&doc["jwks"], split)? {
+                println!("RESULT {name} {mode} {us:.1}");
+            }
         }
     }
     Ok(())
