@@ -5,7 +5,7 @@
 //! |---|---|---|
 //! | RSA (RS*/PS*) | `rsa` 0.10 (crypto-bigint), 32-bit limbs on wasm32 | fastest in V8: ~1.5× faster with `cpubits="32"` (`.cargo/config.toml`), ~4× faster than jwt-simple's rsa 0.9; `ring` is ~1.3× slower |
 //! | ECDSA P-256/P-384 | `ring` 0.17 (C, built by clang for wasm32) | 1.1–1.2× faster than `p256` 0.14 in V8, and unaffected by the 32-bit limbs that slow `p256` down 1.3×; `p256`/`p384` (RustCrypto) only validate the point when a key is loaded |
-//! | Ed25519 | `ed25519-dalek` 3 (`verify_strict`) | 2.1–2.6× faster than jwt-simple's ed25519-compact; `ring` is no faster in V8 |
+//! | Ed25519 | `ed25519-dalek` 3 (`verify_strict`) | 2.1–2.6× faster than jwt-simple's ed25519-compact. `ring` is ~1.2× faster in V8 (`tests/bench/cold`) but does not refuse a small-order `R`, which `verify_strict` and jwt-simple do |
 //! | HMAC | `hmac` 0.13 + `sha2` 0.11 | constant-time full-length tag compare |
 //!
 //! jwt-simple stays the independent cross-check in the tests (`shared/tests/adversarial.rs`).
