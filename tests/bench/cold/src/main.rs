@@ -2,8 +2,10 @@
 //! per algorithm, built for wasm32-wasip1 and run under Node's V8 (`run.mjs`), natively too.
 //!
 //! `coldbench mint FILE N` (native only) writes a JWKS and N distinct valid tokens per algorithm
-//! (RS256 2048, ES256, EdDSA; the claims of the Envoy benchmark's `tests/bench/mint.py`).
-//! `coldbench run FILE [ALG ...]` times, for each algorithm (or the ones named), one pass over every token in three modes:
+//! (RS256 2048, ES256, EdDSA, and HS256 as the reference for the work besides the signature; the
+//! claims of the Envoy benchmark's `tests/bench/mint.py`).
+//! `coldbench run FILE [ALG ...]` times, for each algorithm (or the ones named), one pass over
+//! every token in three modes:
 //! - `decide`: what the jwt-authn filter runs per request on a cache miss, from the headers to
 //!   the filter-state values (token extraction, SHA-256 digest, cache lookup, unverified `iss`
 //!   peek, `validate`, claim depth, cache insert, hand-off values);

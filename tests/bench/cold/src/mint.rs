@@ -30,6 +30,8 @@ pub fn mint(args: &[String]) -> Result<(), String> {
     let rs = RS256KeyPair::generate(2048).map_err(e)?.with_key_id("rs");
     let es = ES256KeyPair::generate().with_key_id("es");
     let ed = Ed25519KeyPair::generate().with_key_id("ed");
+    // HS256: a signature check of ~3 µs, so `decide` on it is nearly all non-signature work.
+    let hs = HS256Key::generate().with_key_id("hs");
     let b64 = |b: &[u8]| URL_SAFE_NO_PAD.encode(b);
     let rsa = rs.public_key().to_components();
     let point = es.public_key().public_key().to_bytes_uncompressed();
@@ -38,6 +40,7 @@ pub fn mint(args: &[String]) -> Result<(), String> {
         {"kty": "RSA", "kid": "rs", "alg": "RS256", "use": "sig", "n": b64(&rsa.n), "e": b64(&rsa.e)},
         {"kty": "EC", "kid": "es", "alg": "ES256", "use": "sig", "crv": "P-256", "x": b64(x), "y": b64(y)},
         {"kty": "OKP", "kid": "ed", "alg": "EdDSA", "use": "sig", "crv": "Ed25519", "x": b64(&ed.public_key().to_bytes())},
+        {"kty": "oct", "kid": "hs", "alg": "HS256", "use": "sig", "k": b64(&hs.to_bytes())},
     ]});
     let mut tokens = serde_json::Map::new();
     let mut list = |alg: &str, sign: &dyn Fn(usize) -> Result<String, jwt_simple::Error>| {
@@ -47,6 +50,7 @@ pub fn mint(args: &[String]) -> Result<(), String> {
     list("RS256", &|i| rs.sign(claims(i)))?;
     list("ES256", &|i| es.sign(claims(i)))?;
     list("EdDSA", &|i| ed.sign(claims(i)))?;
+    list("HS256", &|i| hs.authenticate(claims(i)))?;
     let now = Clock::now_since_epoch().as_secs() as i64 + 1;
     let doc =
         json!({"now": now, "issuer": ISSUER, "audience": AUDIENCE, "jwks": jwks, "tokens": tokens});
