@@ -58,6 +58,8 @@ fn main() {
         "Cargo.toml",
         "Cargo.lock",
         "rust-toolchain.toml",
+        // wasm32 rustflags (cpubits) and the C compiler for ring
+        ".cargo/config.toml",
     ] {
         println!(
             "cargo:rerun-if-changed={}",
