@@ -33,6 +33,7 @@ if [ ${#missing[@]} -gt 0 ]; then
 fi
 command -v cargo >/dev/null || die "cargo not found: install Rust with rustup first"
 rustup target add wasm32-wasip1 >/dev/null 2>&1 || true
+bash envoy-config/install-clang.sh || die "clang and llvm-ar are needed to build the filters"
 
 say "building the filters (wasm32-wasip1, release) and the meshguard tool"
 cargo build --release --target wasm32-wasip1 \

@@ -25,6 +25,9 @@ if [ ${#need_apt[@]} -gt 0 ]; then
   fi
 fi
 
+step "clang and llvm-ar (ring's C code for wasm32; envoy-config/install-clang.sh)"
+bash envoy-config/install-clang.sh
+
 step "wasm-bindgen test runner (same version as the wasm-bindgen in Cargo.lock)"
 wb_version=$(awk '/^name = "wasm-bindgen"$/{getline; gsub(/version = |"/,""); print; exit}' Cargo.lock)
 if ! wasm-bindgen-test-runner --version 2>/dev/null | grep -q "$wb_version"; then
@@ -48,8 +51,8 @@ fused=(--manifest-path filters/fused/Cargo.toml --target-dir target/fused)
 step "clippy (host, all targets)"
 cargo clippy --workspace --all-targets --quiet -- -D warnings
 
-step "clippy (wasm32-wasip1: shared logic and every filter)"
-wasm_pkgs=(-p meshguard-core -p meshguard-host)
+step "clippy (wasm32-wasip1: shared logic, every filter, the cold-verification bench)"
+wasm_pkgs=(-p meshguard-core -p meshguard-host -p meshguard-coldbench)
 for f in filters/*/Cargo.toml; do
   [ "$f" = filters/fused/Cargo.toml ] && continue
   wasm_pkgs+=(-p "$(awk -F'"' '/^name = /{print $2; exit}' "$f")")

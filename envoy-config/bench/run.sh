@@ -68,6 +68,7 @@ fi
 
 # --- build -------------------------------------------------------------------------------------
 rustup target add wasm32-wasip1 >/dev/null 2>&1 || true
+bash envoy-config/install-clang.sh >&2  # ring's C code for wasm32
 pkgs=(meshguard-passthrough meshguard-jwt-authn meshguard-authz meshguard-ratelimit meshguard-audit meshguard-abi-probe)
 rm -rf "$WASM_OUT"
 mkdir -p "$WASM_OUT"

@@ -58,6 +58,8 @@ fn main() {
         "Cargo.toml",
         "Cargo.lock",
         "rust-toolchain.toml",
+        // wasm32 rustflags (cpubits) and the C compiler for ring
+        ".cargo/config.toml",
     ] {
         println!(
             "cargo:rerun-if-changed={}",
@@ -90,6 +92,7 @@ fn main() {
     let out = target_dir.join("wasm32-wasip1").join("release");
     let mut code = String::new();
     let mut names = String::new();
+    let mut all = String::new();
     for (konst, package, stem) in FILTERS {
         let path = out.join(format!("{stem}.wasm"));
         code.push_str(&format!(
@@ -101,7 +104,11 @@ fn main() {
         names.push_str(&format!(
             "        {short:?} | {package:?} => Some({konst}),\n"
         ));
+        all.push_str(&format!("    ({short:?}, {konst}),\n"));
     }
+    code.push_str(&format!(
+        "/// Every filter module: (short name, path).\npub const ALL: &[(&str, &str)] = &[\n{all}];\n"
+    ));
     code.push_str(&format!(
         "/// The path of a filter by its short name (`passthrough`, `jwt_authn`, `authz`, \
          `ratelimit`, `audit`, `abi_probe`, `fused`) or its package name.\n\

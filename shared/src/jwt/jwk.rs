@@ -4,7 +4,7 @@
 //! - `alg`, if present, must be a supported JWS algorithm of the key's family (it then binds the
 //!   key to exactly that algorithm); encryption algorithms and `none` make the key unusable;
 //! - RSA: modulus 2048–4096 bits, `e` = 65537 only (as jwt-simple);
-//! - EC: `P-256` or `P-384`, full-length coordinates of a valid curve point;
+//! - EC: `P-256` or `P-384`, full-length coordinates of a valid curve point (not the identity);
 //! - OKP: `Ed25519` only, 32 bytes, not a small-order point;
 //! - oct: at least the hash size of its algorithm (32 bytes when no `alg` is given);
 //! - a key carrying private members (`d`, `p`, …) is refused: a published private key means anyone
@@ -149,11 +149,21 @@ fn ec(jwk: &Map<String, Value>) -> Result<Material, String> {
     sec1.push(0x04);
     sec1.extend_from_slice(&x);
     sec1.extend_from_slice(&y);
-    let invalid = |_| format!("not a valid {crv} point");
-    Ok(if size == 32 {
-        Material::P256(p256::ecdsa::VerifyingKey::from_sec1_bytes(&sec1).map_err(invalid)?)
+    // RustCrypto checks the point (coordinates below p, on the curve, not the identity) once,
+    // here; ring verifies with the same bytes and checks them again on every call.
+    let invalid = || format!("not a valid {crv} point");
+    let on_curve = if size == 32 {
+        p256::PublicKey::from_sec1_bytes(&sec1).is_ok()
     } else {
-        Material::P384(p384::ecdsa::VerifyingKey::from_sec1_bytes(&sec1).map_err(invalid)?)
+        p384::PublicKey::from_sec1_bytes(&sec1).is_ok()
+    };
+    if !on_curve {
+        return Err(invalid());
+    }
+    Ok(if size == 32 {
+        Material::P256(sec1.try_into().map_err(|_| invalid())?)
+    } else {
+        Material::P384(sec1.try_into().map_err(|_| invalid())?)
     })
 }
 

@@ -52,10 +52,10 @@ pub(crate) enum Material {
     Hmac(Vec<u8>),
     /// RSA public key (RS*, PS*).
     Rsa(Box<rsa::RsaPublicKey>),
-    /// P-256 public key (ES256).
-    P256(p256::ecdsa::VerifyingKey),
-    /// P-384 public key (ES384).
-    P384(p384::ecdsa::VerifyingKey),
+    /// P-256 public key (ES256): uncompressed SEC1 point, on the curve.
+    P256([u8; 65]),
+    /// P-384 public key (ES384): uncompressed SEC1 point, on the curve.
+    P384([u8; 97]),
     /// Ed25519 public key (EdDSA), known not to be of small order.
     Ed25519(ed25519_dalek::VerifyingKey),
 }
@@ -202,9 +202,10 @@ impl KeySet {
         &self.skipped
     }
 
-    /// Verifies `sig` over `input` for a token with this `kid` and `alg` (selection rules in the
-    /// module doc).
-    pub(crate) fn verify(
+    /// Verifies `sig` (the decoded third segment) over `input` (the received `header.payload`
+    /// bytes) for a token with this `kid` and `alg` (selection rules in the module doc). Only the
+    /// signature: [`super::validate`] is the whole check.
+    pub fn verify(
         &self,
         kid: Option<&str>,
         alg: Algorithm,

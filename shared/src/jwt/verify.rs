@@ -1,11 +1,11 @@
 //! Signature verification backends, one per key family, chosen from the V8 measurements in
-//! `shared/research/wasm-crypto.md` among pure-Rust crates (no C toolchain, WASI-only imports):
+//! `shared/research/wasm-crypto.md` and `tests/bench/cold` (wasm32-wasip1, TurboFan as in Envoy):
 //!
 //! | family | crate | why |
 //! |---|---|---|
-//! | RSA (RS*/PS*) | `rsa` 0.10 (crypto-bigint) | 2.7–3.5× faster than jwt-simple's rsa 0.9 in V8; `ring` is only ~15 % faster and needs clang |
-//! | ECDSA P-256/P-384 | `p256`/`p384` 0.14 | the same crates jwt-simple uses; `ring` is 8–15 % faster but needs clang |
-//! | Ed25519 | `ed25519-dalek` 3 | 2.1–2.6× faster than jwt-simple's ed25519-compact |
+//! | RSA (RS*/PS*) | `rsa` 0.10 (crypto-bigint), 32-bit limbs on wasm32 | fastest in V8: ~1.5× faster with `cpubits="32"` (`.cargo/config.toml`), ~4× faster than jwt-simple's rsa 0.9; `ring` is ~1.3× slower |
+//! | ECDSA P-256/P-384 | `ring` 0.17 (C, built by clang for wasm32) | 1.1–1.2× faster than `p256` 0.14 in V8, and unaffected by the 32-bit limbs that slow `p256` down 1.3×; `p256`/`p384` (RustCrypto) only validate the point when a key is loaded |
+//! | Ed25519 | `ed25519-dalek` 3 (`verify_strict`) | 2.1–2.6× faster than jwt-simple's ed25519-compact. `ring` is ~1.2× faster in V8 (`tests/bench/cold`) but does not refuse a small-order `R`, which `verify_strict` and jwt-simple do |
 //! | HMAC | `hmac` 0.13 + `sha2` 0.11 | constant-time full-length tag compare |
 //!
 //! jwt-simple stays the independent cross-check in the tests (`shared/tests/adversarial.rs`).
@@ -16,7 +16,7 @@
 
 use ed25519_dalek::Signature as EdSignature;
 use hmac::{Hmac, KeyInit, Mac};
-use p256::ecdsa::signature::Verifier;
+use ring::signature::{UnparsedPublicKey, ECDSA_P256_SHA256_FIXED, ECDSA_P384_SHA384_FIXED};
 use rsa::{Pkcs1v15Sign, Pss, RsaPublicKey};
 use sha2::{Digest, Sha256, Sha384, Sha512};
 
@@ -55,14 +55,20 @@ pub(crate) fn rsa(alg: Algorithm, key: &RsaPublicKey, input: &[u8], sig: &[u8]) 
     result.is_ok()
 }
 
-/// Verifies an ES256 signature: exactly 64 bytes `r‖s`, SHA-256.
-pub(crate) fn es256(key: &p256::ecdsa::VerifyingKey, input: &[u8], sig: &[u8]) -> bool {
-    p256::ecdsa::Signature::from_slice(sig).is_ok_and(|sig| key.verify(input, &sig).is_ok())
+/// Verifies an ES256 signature: exactly 64 bytes `r‖s`, SHA-256. `point` is the key's
+/// uncompressed SEC1 encoding (`04‖x‖y`, 65 bytes), checked on the curve when it was loaded.
+pub(crate) fn es256(point: &[u8; 65], input: &[u8], sig: &[u8]) -> bool {
+    UnparsedPublicKey::new(&ECDSA_P256_SHA256_FIXED, point)
+        .verify(input, sig)
+        .is_ok()
 }
 
-/// Verifies an ES384 signature: exactly 96 bytes `r‖s`, SHA-384.
-pub(crate) fn es384(key: &p384::ecdsa::VerifyingKey, input: &[u8], sig: &[u8]) -> bool {
-    p384::ecdsa::Signature::from_slice(sig).is_ok_and(|sig| key.verify(input, &sig).is_ok())
+/// Verifies an ES384 signature: exactly 96 bytes `r‖s`, SHA-384; `point` as for [`es256`]
+/// (97 bytes).
+pub(crate) fn es384(point: &[u8; 97], input: &[u8], sig: &[u8]) -> bool {
+    UnparsedPublicKey::new(&ECDSA_P384_SHA384_FIXED, point)
+        .verify(input, sig)
+        .is_ok()
 }
 
 /// Verifies an Ed25519 signature with RFC 8032 strictness (`S < L`, no small-order `R` or key).
