@@ -7,6 +7,7 @@
 
 pub mod audit;
 pub mod config;
+pub mod fused;
 pub mod handoff;
 pub mod headers;
 pub mod identity;
