@@ -74,7 +74,8 @@ pub struct FusedConfig {
     pub sections: Vec<(Stage, Vec<u8>)>,
 }
 
-/// The fused config as written: four optional sections, each the filter's own config document.
+/// The fused config as written: four optional sections, each the filter's own config document
+/// (absent, not `null`, for a stage left out).
 /// Only used for the JSON Schema (`meshguard schema`); [`FusedConfig::parse`] checks each
 /// section with the filter's parser so that its errors are the filter's.
 #[derive(Debug, serde::Deserialize, schemars::JsonSchema)]
@@ -82,15 +83,19 @@ pub struct FusedConfig {
 pub struct RawFusedConfig {
     /// The jwt_authn stage (`meshguard-jwt-authn`'s config); absent: no JWT stage.
     #[serde(default)]
+    #[schemars(with = "<JwtAuthnConfig as FilterConfig>::Raw")]
     pub jwt_authn: Option<<JwtAuthnConfig as FilterConfig>::Raw>,
     /// The authz stage (`meshguard-authz`'s config); absent: no authorization stage.
     #[serde(default)]
+    #[schemars(with = "<Authorizer as FilterConfig>::Raw")]
     pub authz: Option<<Authorizer as FilterConfig>::Raw>,
     /// The ratelimit stage (`meshguard-ratelimit`'s config); absent: no rate-limit stage.
     #[serde(default)]
+    #[schemars(with = "<RateLimitConfig as FilterConfig>::Raw")]
     pub ratelimit: Option<<RateLimitConfig as FilterConfig>::Raw>,
     /// The audit stage (`meshguard-audit`'s config); absent: no audit stage.
     #[serde(default)]
+    #[schemars(with = "<AuditConfig as FilterConfig>::Raw")]
     pub audit: Option<<AuditConfig as FilterConfig>::Raw>,
 }
 
@@ -233,5 +238,10 @@ mod tests {
         assert_eq!(keys, want);
         assert!(schema.get("required").is_none(), "{schema}");
         assert_eq!(schema["additionalProperties"], false);
+        // A section is absent or a config, never `null` (the stage parsers refuse `null`).
+        for (key, section) in properties {
+            assert!(section.get("$ref").is_some(), "{key}: {section}");
+        }
+        assert!(FusedConfig::parse(br#"{"audit": null}"#).is_err());
     }
 }

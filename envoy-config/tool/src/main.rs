@@ -25,8 +25,8 @@ enum Command {
     /// plugin config JSON, a WasmPlugin YAML (spec.pluginConfig) or an Envoy bootstrap. Prints
     /// every error with its field path; exits 1 if any config is invalid.
     Validate {
-        /// jwt_authn, authz, ratelimit, audit, or `all` (every meshguard filter found by its
-        /// module or image name).
+        /// jwt_authn, authz, ratelimit, audit, fused (the four as stages of one module), or
+        /// `all` (every meshguard filter found by its module or image name).
         filter: String,
         /// Files to check.
         #[arg(required = true)]
@@ -41,9 +41,10 @@ enum Command {
     /// Package a filter as an OCI image layout Istio's WasmPlugin can pull ("compat": one
     /// tar+gzip layer holding plugin.wasm). Prints the manifest digest to pin.
     Oci {
-        /// jwt_authn, authz, ratelimit or audit.
+        /// jwt_authn, authz, ratelimit, audit or fused.
         filter: String,
-        /// The built module (target/wasm32-wasip1/release/meshguard_<filter>.wasm).
+        /// The built module (target/wasm32-wasip1/release/meshguard_<filter>.wasm; the fused
+        /// module: target/fused/wasm32-wasip1/release/meshguard_fused.wasm).
         wasm: PathBuf,
         /// Output directory (created; an existing layout there is replaced).
         out_dir: PathBuf,
@@ -143,7 +144,7 @@ enum DemoCommand {
 
 fn parse_filter(name: &str) -> Result<Filter, String> {
     Filter::from_name(name).ok_or_else(|| {
-        format!("unknown filter {name:?}: expected jwt_authn, authz, ratelimit or audit")
+        format!("unknown filter {name:?}: expected jwt_authn, authz, ratelimit, audit or fused")
     })
 }
 

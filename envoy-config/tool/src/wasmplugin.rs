@@ -7,6 +7,7 @@ use std::path::Path;
 
 use serde_json::Value;
 
+use crate::filters::Filter;
 use crate::validate::{filter_named_in, validate_bytes, Selection};
 
 /// The JSON Schema of a `WasmPlugin` resource.
@@ -105,7 +106,7 @@ pub fn check_yaml(yaml: &str) -> Result<Option<Vec<Problem>>, String> {
 /// Writes `hex` (a manifest digest from `meshguard oci`) into the `sha256:` field of every
 /// `WasmPlugin` document of `yaml` whose `url` names `filter`'s image; returns the new text and
 /// how many documents were pinned. Comments and layout are kept (a line edit, not a re-dump).
-pub fn pin(yaml: &str, filter: crate::filters::Filter, hex: &str) -> (String, usize) {
+pub fn pin(yaml: &str, filter: Filter, hex: &str) -> (String, usize) {
     let mut out = Vec::new();
     let mut pinned = 0;
     let lines: Vec<&str> = yaml.split_inclusive('\n').collect();
@@ -179,11 +180,16 @@ fn meshguard_rules(doc: &Value) -> Vec<(&'static str, String)> {
         )),
     }
     if spec.get("phase").is_none() {
-        out.push((
-            "/spec/phase",
-            "missing: the filters depend on their order (jwt_authn → authz → ratelimit → audit)"
-                .to_string(),
-        ));
+        // The fused module orders its stages itself; the phase still places it among Istio's
+        // own filters (before Istio's authorization, like jwt_authn alone).
+        let why = if filter_named_in(url) == Some(Filter::Fused) {
+            "missing: the fused module runs jwt_authn → authz → ratelimit → audit itself, but its \
+             phase places it among Istio's filters (meshguard-fused.yaml uses AUTHN)"
+        } else {
+            "missing: the filters depend on their order (jwt_authn → authz → ratelimit → audit, \
+             or one fused module in their place)"
+        };
+        out.push(("/spec/phase", why.to_string()));
     }
     out
 }
@@ -220,7 +226,7 @@ spec:
 
     /// The CI check of the committed manifests: every `WasmPlugin` under `envoy-config/istio`
     /// satisfies the CRD schema and meshguard's rules, and its `pluginConfig` passes the
-    /// filter's parser; every filter has one.
+    /// filter's parser; every filter, and the fused module, has one.
     #[test]
     fn committed_manifests_are_valid() {
         let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../istio");
@@ -233,7 +239,7 @@ spec:
             }
             let problems = check_file(&path).unwrap().unwrap();
             assert!(problems.is_empty(), "{}: {problems:#?}", path.display());
-            for f in crate::filters::Filter::ALL {
+            for f in Filter::ALL {
                 if text.contains(&format!("/{}:", f.package())) {
                     covered.insert(f);
                 }
@@ -241,7 +247,7 @@ spec:
         }
         assert_eq!(
             covered.len(),
-            4,
+            Filter::ALL.len(),
             "a filter has no WasmPlugin manifest: {covered:?}"
         );
     }
@@ -294,7 +300,7 @@ spec:
             GOOD.replace("meshguard-audit", "meshguard-authz")
         );
         let hex = "ab".repeat(32);
-        let (text, n) = pin(&two, crate::filters::Filter::Authz, &hex);
+        let (text, n) = pin(&two, Filter::Authz, &hex);
         assert_eq!(n, 1);
         let (first, second) = text.split_once("---\n").unwrap();
         assert!(first.contains("sha256: \"1234"));
@@ -313,5 +319,39 @@ spec:
             problems.iter().any(|p| p.contains("does not match")),
             "{problems:?}"
         );
+    }
+
+    /// A fused manifest: its pluginConfig goes through the fused parser (section errors carry
+    /// the section), the phase rule names the fused module, and `pin` finds it by its image.
+    #[test]
+    fn fused_manifests_are_checked_as_fused() {
+        let fused = GOOD
+            .replace("meshguard-audit", "meshguard-fused")
+            .replace("phase: STATS", "phase: AUTHN")
+            .replace(
+                "pluginConfig: {}",
+                "pluginConfig:\n    audit: {}\n    ratelimit: {rules: [{name: r, limits: x}]}",
+            );
+        let problems = check_yaml(&fused).unwrap().unwrap();
+        assert_eq!(problems.len(), 1, "{problems:#?}");
+        assert_eq!(
+            problems[0].path,
+            "/spec/pluginConfig (ratelimit.rules[0].limits)"
+        );
+        let good = fused.replace("\n    ratelimit: {rules: [{name: r, limits: x}]}", "");
+        let problems = check_yaml(&good).unwrap().unwrap();
+        assert!(problems.is_empty(), "{problems:#?}");
+        let no_phase = good.replace("  phase: AUTHN\n", "");
+        let problems = schema_problems(&no_phase);
+        assert!(
+            problems
+                .iter()
+                .any(|p| p.contains("/spec/phase") && p.contains("fused module")),
+            "{problems:?}"
+        );
+        let (_, n) = pin(&good, Filter::Fused, &"cd".repeat(32));
+        assert_eq!(n, 1);
+        let (_, n) = pin(&good, Filter::Audit, &"cd".repeat(32));
+        assert_eq!(n, 0);
     }
 }
