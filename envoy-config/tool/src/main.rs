@@ -82,7 +82,8 @@ enum Command {
         out: Option<PathBuf>,
     },
     /// Check Istio WasmPlugin manifests against the WasmPlugin schema, meshguard's rules and
-    /// each pluginConfig against its filter's parser.
+    /// each pluginConfig against its filter's parser; the files' plugins together: per workload
+    /// the four filters in chain order (phase, priority), or the fused module alone.
     CheckManifests {
         /// YAML files.
         #[arg(required = true)]
@@ -288,6 +289,21 @@ fn run(cli: Cli) -> Result<bool, String> {
         }
         Command::CheckManifests { files } => {
             let mut ok = true;
+            // The plugins of all files together: chain order per workload, fused alone.
+            let mut documents = Vec::new();
+            for file in &files {
+                if let Ok(text) = std::fs::read_to_string(file) {
+                    if let Ok(docs) =
+                        wasmplugin::wasmplugin_documents(&file.display().to_string(), &text)
+                    {
+                        documents.extend(docs);
+                    }
+                }
+            }
+            for p in wasmplugin::check_set(&documents) {
+                ok = false;
+                eprintln!("{p}");
+            }
             for file in files {
                 match wasmplugin::check_file(&file) {
                     Ok(None) => println!("{}: no WasmPlugin (skipped)", file.display()),
