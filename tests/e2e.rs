@@ -14,6 +14,8 @@
 mod envoy;
 #[path = "e2e_faults.rs"]
 mod faults;
+#[path = "fuse.rs"]
+mod fuse;
 #[path = "e2e_load.rs"]
 mod load;
 #[path = "e2e_native.rs"]
@@ -29,7 +31,8 @@ use meshguard_tool::examples;
 use envoy::chain::{serial, tempdir, wasm_dir};
 use envoy::client::{send_plain, Req};
 use envoy::process::{envoy_binary, repo_root, validate, Envoy};
-use envoy::replay;
+use envoy::replay::{self, Comparison};
+use meshguard_harness::scenario::Scenario;
 
 /// Fills an example bootstrap's placeholders for a run in `dir` (ports 0: Envoy picks).
 fn render_example(yaml: &str, dir: &Path) -> String {
@@ -203,10 +206,15 @@ fn scenarios_agree_between_harness_and_envoy() {
         let work = dir.path().join(format!("s{i}"));
         results.push(replay::compare(&envoy, file, &scenario, &work));
     }
-    let report = envoy::report::report(&results);
+    assert_agreement(&results, "e2e-agreement.txt");
+}
+
+/// Prints the agreement report (also kept as `target/<file>`: `cargo test` captures the output
+/// of passing tests) and fails unless Envoy met every expectation and agreed with the harness.
+fn assert_agreement(results: &[Comparison], file: &str) {
+    let report = envoy::report::report(results);
     println!("{report}");
-    // Also kept as a file: `cargo test` captures the output of passing tests.
-    let _ = std::fs::write(repo_root().join("target/e2e-agreement.txt"), &report);
+    let _ = std::fs::write(repo_root().join("target").join(file), &report);
     let bad: Vec<&str> = results
         .iter()
         .filter(|c| !c.agrees() || !c.envoy_passed())
@@ -216,4 +224,48 @@ fn scenarios_agree_between_harness_and_envoy() {
         bad.is_empty(),
         "scenarios where Envoy fails an expectation or disagrees with the harness: {bad:?}\n{report}"
     );
+}
+
+/// The fused module in a real Envoy: every chain scenario the harness runs fused
+/// (`tests/bench/fused.rs`: the scenario's meshguard filters replaced by one `fused` filter
+/// configured with their configs side by side, the full chain among them) meets the scenario's
+/// own expectations in Envoy (statuses, replies, upstream and response headers, metrics, filter
+/// state including the audit record) and agrees with the harness request by request.
+#[test]
+fn fused_scenarios_agree_between_harness_and_envoy() {
+    let Some(envoy) = envoy_binary() else { return };
+    let _one = serial();
+    let dir = tempdir();
+    let mut results = Vec::new();
+    let mut fused_files = Vec::new();
+    for (i, file) in fuse::scenario_files().iter().enumerate() {
+        let Some(fused) = fuse::fuse(file) else {
+            continue;
+        };
+        let mut scenario: Scenario = serde_json::from_value(fused).unwrap();
+        let name = scenario
+            .name
+            .clone()
+            .unwrap_or_else(|| file.display().to_string());
+        scenario.name = Some(format!("fused: {name}"));
+        let work = dir.path().join(format!("f{i}"));
+        results.push(replay::compare(&envoy, file, &scenario, &work));
+        fused_files.push(file.clone());
+    }
+    assert!(
+        fused_files
+            .iter()
+            .any(|p| p.ends_with("audit/full_chain.json")),
+        "the full-chain scenario must be among those run: {fused_files:?}"
+    );
+    assert!(
+        fused_files.len() >= 8,
+        "only {} scenarios fused: {fused_files:?}",
+        fused_files.len()
+    );
+    assert!(
+        results.iter().all(|c| !c.rows.is_empty()),
+        "a fused scenario ran no request"
+    );
+    assert_agreement(&results, "e2e-agreement-fused.txt");
 }

@@ -237,7 +237,7 @@ fn full_chain_audit_records_and_prometheus_metrics() {
     let _one = serial();
     let key = SigningKey::generate("demo-1");
     let server = JwksServer::start(0, jwks(&[&key]), examples::DEMO_ISSUER).unwrap();
-    let plugins: Vec<Plugin> = meshguard_tool::filters::Filter::ALL
+    let plugins: Vec<Plugin> = meshguard_tool::filters::Filter::CHAIN
         .iter()
         .map(|f| {
             let config: Value =

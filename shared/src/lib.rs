@@ -16,6 +16,7 @@ compile_error!(
 
 pub mod audit;
 pub mod config;
+pub mod fused;
 pub mod handoff;
 pub mod headers;
 pub mod identity;

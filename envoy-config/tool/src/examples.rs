@@ -1,6 +1,7 @@
 //! The example plugin configs (`envoy-config/examples/<filter>.json`) and the example Envoy
 //! bootstraps generated from them (`envoy-config/envoy/*.yaml`, ports and paths left as
-//! `${MG_…}` placeholders). The demo runs `chain.yaml`; the e2e tests validate every one.
+//! `${MG_…}` placeholders). The demo runs `chain.yaml`; `fused.yaml` is the same chain as one
+//! fused module; the e2e tests validate every one.
 
 use std::path::{Path, PathBuf};
 
@@ -45,6 +46,26 @@ pub fn example_config(filter: Filter) -> Option<String> {
     std::fs::read_to_string(examples_dir().join(format!("{}.json", filter.name()))).ok()
 }
 
+/// The fused module's example config: the four example configs side by side, in chain order,
+/// each verbatim (indented); `None` until all four are committed.
+pub fn fused_example_config() -> Option<String> {
+    let mut out = String::from("{\n");
+    for (i, filter) in Filter::CHAIN.into_iter().enumerate() {
+        let config = example_config(filter)?;
+        let mut lines = config.trim().lines();
+        out.push_str(&format!("  \"{}\": {}\n", filter.name(), lines.next()?));
+        for line in lines {
+            out.push_str(&format!("  {line}\n"));
+        }
+        if i + 1 < Filter::CHAIN.len() {
+            out.pop();
+            out.push_str(",\n");
+        }
+    }
+    out.push_str("}\n");
+    Some(out)
+}
+
 fn plugin(name: &str, wasm_file: &str, config: String) -> Plugin {
     Plugin::new(name, &format!("${{MG_WASM_DIR}}/{wasm_file}"), config)
 }
@@ -77,7 +98,8 @@ fn example(title: &str, source: &str, plugins: Vec<Plugin>) -> Bootstrap {
 }
 
 /// Every example bootstrap as `(file name, YAML)`: `passthrough.yaml`, one per filter whose
-/// example config exists, and `chain.yaml` once all four exist.
+/// example config exists, and once all four exist `chain.yaml` (the four filters) and
+/// `fused.yaml` (the same configs in the fused module).
 pub fn render_bootstraps() -> Vec<(String, String)> {
     let mut out = vec![(
         "passthrough.yaml".to_string(),
@@ -93,7 +115,7 @@ pub fn render_bootstraps() -> Vec<(String, String)> {
         .render(),
     )];
     let mut chain = Vec::new();
-    for filter in Filter::ALL {
+    for filter in Filter::CHAIN {
         let Some(config) = example_config(filter) else {
             continue;
         };
@@ -109,13 +131,25 @@ pub fn render_bootstraps() -> Vec<(String, String)> {
         ));
         chain.push(p);
     }
-    if chain.len() == Filter::ALL.len() {
+    if chain.len() == Filter::CHAIN.len() {
         out.push((
             "chain.yaml".to_string(),
             example(
                 "the full chain jwt_authn -> authz -> ratelimit -> audit",
                 "envoy-config/examples/*.json",
                 chain,
+            )
+            .render(),
+        ));
+    }
+    if let Some(config) = fused_example_config() {
+        let fused = Filter::Fused;
+        out.push((
+            "fused.yaml".to_string(),
+            example(
+                "the full chain as one fused module (stages jwt_authn -> authz -> ratelimit -> audit)",
+                "envoy-config/examples/*.json (side by side)",
+                vec![plugin(fused.name(), &fused.wasm_file(), config)],
             )
             .render(),
         ));
@@ -167,12 +201,16 @@ mod tests {
     /// Every example config, alone and inside the bootstraps, passes its filter's parser.
     #[test]
     fn example_configs_are_valid() {
-        for filter in Filter::ALL {
+        for filter in Filter::CHAIN {
             if let Some(config) = example_config(filter) {
                 if let Err(e) = filter.parse_config(config.as_bytes()) {
                     panic!("examples/{}.json: {e}", filter.name());
                 }
             }
+        }
+        let fused = fused_example_config().unwrap();
+        if let Err(e) = Filter::Fused.parse_config(fused.as_bytes()) {
+            panic!("fused example config: {e}");
         }
         for (name, yaml) in render_bootstraps() {
             // The templates parse as YAML before their placeholders are filled.
@@ -184,6 +222,32 @@ mod tests {
             for f in findings {
                 assert!(f.result.is_ok(), "{name}: {}: {:?}", f.location, f.result);
             }
+        }
+    }
+
+    /// The fused example holds each example config unchanged, under its filter's key, in chain
+    /// order; `fused.yaml` loads it into the fused module and is found as fused by `validate`.
+    #[test]
+    fn fused_example_is_the_four_examples_side_by_side() {
+        let text = fused_example_config().unwrap();
+        let fused: serde_json::Value = serde_json::from_str(&text).unwrap();
+        let at: Vec<usize> = Filter::CHAIN
+            .iter()
+            .map(|f| text.find(&format!("\"{}\":", f.name())).unwrap())
+            .collect();
+        assert!(at.windows(2).all(|w| w[0] < w[1]), "{at:?}");
+        for f in Filter::CHAIN {
+            let alone: serde_json::Value =
+                serde_json::from_str(&example_config(f).unwrap()).unwrap();
+            assert_eq!(fused[f.name()], alone, "{f}");
+        }
+        assert_eq!(fused.as_object().unwrap().len(), 4);
+        let findings = validate_file(Selection::All, &bootstrap_dir().join("fused.yaml")).unwrap();
+        // One per listener (plain HTTP and mTLS), both the fused module, both valid.
+        assert_eq!(findings.len(), 2);
+        for f in findings {
+            assert_eq!(f.filter, Filter::Fused);
+            assert!(f.result.is_ok(), "{}: {:?}", f.location, f.result);
         }
     }
 }

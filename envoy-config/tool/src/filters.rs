@@ -1,5 +1,6 @@
-//! The four meshguard filters as the tool knows them: names, artifacts, and each filter's
-//! [`FilterConfig`] (the same type its `on_configure` parses with).
+//! The meshguard filters as the tool knows them — the four of the chain and the fused module
+//! that runs them as stages of one filter: names, artifacts, and each one's [`FilterConfig`]
+//! (the same type its `on_configure` parses with).
 
 use meshguard_core::config::{ConfigError, ConfigErrors, FilterConfig};
 
@@ -14,6 +15,9 @@ pub enum Filter {
     Ratelimit,
     /// Request identity, audit headers and the audit record (`meshguard-audit`).
     Audit,
+    /// The four above as stages of one filter (`meshguard-fused`), configured by their configs
+    /// side by side (`{"jwt_authn": …, "authz": …, "ratelimit": …, "audit": …}`).
+    Fused,
 }
 
 /// Parses a config with `T`, keeping only the outcome.
@@ -33,12 +37,21 @@ struct ConfigFns {
 }
 
 impl Filter {
-    /// Every filter, in chain order (jwt-authn → authz → ratelimit → audit).
-    pub const ALL: [Filter; 4] = [
+    /// The four filters of the chain, in chain order (jwt-authn → authz → ratelimit → audit).
+    pub const CHAIN: [Filter; 4] = [
         Filter::JwtAuthn,
         Filter::Authz,
         Filter::Ratelimit,
         Filter::Audit,
+    ];
+
+    /// Every module the tool knows: the chain's four, then the fused module.
+    pub const ALL: [Filter; 5] = [
+        Filter::JwtAuthn,
+        Filter::Authz,
+        Filter::Ratelimit,
+        Filter::Audit,
+        Filter::Fused,
     ];
 
     /// The filter's name in metrics, filter state, schemas and the CLI (`jwt_authn`).
@@ -48,6 +61,7 @@ impl Filter {
             Filter::Authz => "authz",
             Filter::Ratelimit => "ratelimit",
             Filter::Audit => "audit",
+            Filter::Fused => "fused",
         }
     }
 
@@ -58,6 +72,7 @@ impl Filter {
             Filter::Authz => "meshguard-authz",
             Filter::Ratelimit => "meshguard-ratelimit",
             Filter::Audit => "meshguard-audit",
+            Filter::Fused => "meshguard-fused",
         }
     }
 
@@ -74,7 +89,7 @@ impl Filter {
     }
 
     fn config_fns(self) -> Option<ConfigFns> {
-        use meshguard_core::{audit, jwt_authn, limiter, policy};
+        use meshguard_core::{audit, fused, jwt_authn, limiter, policy};
         fn fns<T: FilterConfig>() -> ConfigFns {
             ConfigFns {
                 parse: parse_with::<T>,
@@ -86,6 +101,7 @@ impl Filter {
             Filter::Authz => fns::<policy::Authorizer>(),
             Filter::Ratelimit => fns::<limiter::RateLimitConfig>(),
             Filter::Audit => fns::<audit::AuditConfig>(),
+            Filter::Fused => fns::<fused::FusedConfig>(),
         })
     }
 
@@ -129,5 +145,30 @@ mod tests {
         assert_eq!(Filter::from_name("jwt-authn"), Some(Filter::JwtAuthn));
         assert_eq!(Filter::from_name("nope"), None);
         assert_eq!(Filter::JwtAuthn.wasm_file(), "meshguard_jwt_authn.wasm");
+        assert_eq!(Filter::from_name("meshguard-fused"), Some(Filter::Fused));
+        assert_eq!(Filter::Fused.wasm_file(), "meshguard_fused.wasm");
+        assert!(!Filter::CHAIN.contains(&Filter::Fused));
+    }
+
+    /// The fused config goes through meshguard-core's fused parser: section errors carry the
+    /// section in front of the field path, unknown sections are refused.
+    #[test]
+    fn fused_configs_are_checked_section_by_section() {
+        assert!(Filter::Fused.parse_config(br#"{"audit": {}}"#).is_ok());
+        let err = Filter::Fused
+            .parse_config(br#"{"ratelimit": {"rules": [{"name": "r", "limits": "x"}]}, "x": 1}"#)
+            .unwrap_err();
+        let paths: Vec<&str> = err.0.iter().map(|e| e.path.as_str()).collect();
+        assert!(paths.contains(&"x"), "{paths:?}");
+        assert!(paths.contains(&"ratelimit.rules[0].limits"), "{paths:?}");
+        // What the four filters accept alone, the fused module accepts side by side.
+        let mut side_by_side = serde_json::Map::new();
+        for f in Filter::CHAIN {
+            let config = crate::examples::example_config(f).unwrap();
+            assert!(f.parse_config(config.as_bytes()).is_ok(), "{f}");
+            side_by_side.insert(f.name().into(), serde_json::from_str(&config).unwrap());
+        }
+        let json = serde_json::to_vec(&side_by_side).unwrap();
+        assert!(Filter::Fused.parse_config(&json).is_ok());
     }
 }

@@ -25,8 +25,8 @@ enum Command {
     /// plugin config JSON, a WasmPlugin YAML (spec.pluginConfig) or an Envoy bootstrap. Prints
     /// every error with its field path; exits 1 if any config is invalid.
     Validate {
-        /// jwt_authn, authz, ratelimit, audit, or `all` (every meshguard filter found by its
-        /// module or image name).
+        /// jwt_authn, authz, ratelimit, audit, fused (the four as stages of one module), or
+        /// `all` (every meshguard filter found by its module or image name).
         filter: String,
         /// Files to check.
         #[arg(required = true)]
@@ -41,9 +41,10 @@ enum Command {
     /// Package a filter as an OCI image layout Istio's WasmPlugin can pull ("compat": one
     /// tar+gzip layer holding plugin.wasm). Prints the manifest digest to pin.
     Oci {
-        /// jwt_authn, authz, ratelimit or audit.
+        /// jwt_authn, authz, ratelimit, audit or fused.
         filter: String,
-        /// The built module (target/wasm32-wasip1/release/meshguard_<filter>.wasm).
+        /// The built module (target/wasm32-wasip1/release/meshguard_<filter>.wasm; the fused
+        /// module: target/fused/wasm32-wasip1/release/meshguard_fused.wasm).
         wasm: PathBuf,
         /// Output directory (created; an existing layout there is replaced).
         out_dir: PathBuf,
@@ -81,7 +82,8 @@ enum Command {
         out: Option<PathBuf>,
     },
     /// Check Istio WasmPlugin manifests against the WasmPlugin schema, meshguard's rules and
-    /// each pluginConfig against its filter's parser.
+    /// each pluginConfig against its filter's parser; the files' plugins together: per workload
+    /// the four filters in chain order (phase, priority), or the fused module alone.
     CheckManifests {
         /// YAML files.
         #[arg(required = true)]
@@ -143,7 +145,7 @@ enum DemoCommand {
 
 fn parse_filter(name: &str) -> Result<Filter, String> {
     Filter::from_name(name).ok_or_else(|| {
-        format!("unknown filter {name:?}: expected jwt_authn, authz, ratelimit or audit")
+        format!("unknown filter {name:?}: expected jwt_authn, authz, ratelimit, audit or fused")
     })
 }
 
@@ -287,6 +289,21 @@ fn run(cli: Cli) -> Result<bool, String> {
         }
         Command::CheckManifests { files } => {
             let mut ok = true;
+            // The plugins of all files together: chain order per workload, fused alone.
+            let mut documents = Vec::new();
+            for file in &files {
+                if let Ok(text) = std::fs::read_to_string(file) {
+                    if let Ok(docs) =
+                        wasmplugin::wasmplugin_documents(&file.display().to_string(), &text)
+                    {
+                        documents.extend(docs);
+                    }
+                }
+            }
+            for p in wasmplugin::check_set(&documents) {
+                ok = false;
+                eprintln!("{p}");
+            }
             for file in files {
                 match wasmplugin::check_file(&file) {
                     Ok(None) => println!("{}: no WasmPlugin (skipped)", file.display()),

@@ -343,4 +343,67 @@ spec:
             Err(ValidateError::Syntax { .. })
         ));
     }
+
+    /// The fused module is found like the four filters: by its module file or root id in an
+    /// Envoy bootstrap, by its image or plugin name in a WasmPlugin; its config goes through the
+    /// fused parser.
+    #[test]
+    fn finds_fused_configs_in_bootstraps_and_wasmplugins() {
+        assert_eq!(
+            filter_named_in("/w/target/fused/wasm32-wasip1/release/meshguard_fused.wasm"),
+            Some(Filter::Fused)
+        );
+        assert_eq!(
+            filter_named_in("oci://r/meshguard-fused:0.1.0"),
+            Some(Filter::Fused)
+        );
+        let bootstrap = |module: &str, root_id: &str| {
+            format!(
+                r#"
+static_resources:
+  listeners:
+  - filter_chains:
+    - filters:
+      - typed_config:
+          http_filters:
+          - typed_config:
+              "@type": type.googleapis.com/envoy.extensions.filters.http.wasm.v3.Wasm
+              config:
+                name: f
+                root_id: {root_id}
+                vm_config: {{code: {{local: {{filename: {module}}}}}}}
+                configuration: {{value: '{{"audit": {{}}, "authz": {{"bogus": 1}}}}'}}
+"#
+            )
+        };
+        for (module, root_id) in [("/w/meshguard_fused.wasm", "x"), ("/w/other.wasm", "fused")] {
+            let yaml = bootstrap(module, root_id);
+            let found = validate_bytes(Selection::All, "e.yaml", yaml.as_bytes()).unwrap();
+            assert_eq!(found.len(), 1, "{module}");
+            assert_eq!(found[0].filter, Filter::Fused);
+            let errors = found[0].result.clone().unwrap_err();
+            assert_eq!(errors.0[0].path, "authz.bogus", "{errors:?}");
+            let one = validate_bytes(Selection::One(Filter::Fused), "e.yaml", yaml.as_bytes());
+            assert_eq!(one.unwrap().len(), 1);
+            assert!(
+                validate_bytes(Selection::One(Filter::Authz), "e.yaml", yaml.as_bytes()).is_err()
+            );
+        }
+        let plugin = br#"
+apiVersion: extensions.istio.io/v1alpha1
+kind: WasmPlugin
+metadata: {name: meshguard-fused}
+spec:
+  url: oci://r/meshguard-fused:0.1.0
+  pluginConfig: {audit: {}}
+"#;
+        let found = validate_bytes(Selection::All, "w.yaml", plugin).unwrap();
+        assert_eq!(found.len(), 1);
+        assert_eq!(found[0].filter, Filter::Fused);
+        assert!(found[0].result.is_ok(), "{:?}", found[0].result);
+        // A plain plugin config JSON checked as fused.
+        let found =
+            validate_bytes(Selection::One(Filter::Fused), "f.json", br#"{"nope": {}}"#).unwrap();
+        assert_eq!(found[0].result.clone().unwrap_err().0[0].path, "nope");
+    }
 }

@@ -4,7 +4,8 @@
 //! entry point), so behaviour, hand-off (filter state through the host), replies, metrics and
 //! logs are the chain's. What changes is the number of VM crossings: Envoy calls one filter per
 //! callback instead of four. The config holds the four filters' configs side by side, each
-//! optional (see [`config`]).
+//! optional; it is parsed and checked by [`meshguard_core::fused::FusedConfig`] (the same parser
+//! `meshguard validate` runs).
 //!
 //! Ordering is the chain's: request headers go through the stages in order and stop at the first
 //! that pauses (a local reply, or jwt-authn waiting for keys); response headers go through every
@@ -13,17 +14,15 @@
 //! later resumes (keys arrived) first goes through the later stages; only if they all let it
 //! through is the stream continued (see `meshguard_host::embed`).
 
-pub mod config;
-
 use std::cell::RefCell;
 use std::collections::HashMap;
 use std::rc::Rc;
 
+use meshguard_core::config::FilterConfig;
+use meshguard_core::fused::{FusedConfig, Stage};
 use meshguard_host::{self as host, embed};
 use proxy_wasm::traits::{Context, HttpContext, RootContext};
 use proxy_wasm::types::{Action, ContextType, LogLevel};
-
-use crate::config::Stage;
 
 proxy_wasm::main! {{
     proxy_wasm::set_log_level(LogLevel::Info);
@@ -55,9 +54,9 @@ impl FusedRoot {
         let json = host::plugin_configuration()
             .map_err(|e| format!("cannot read the config: {e}"))?
             .unwrap_or_default();
-        let sections = config::sections(&json).map_err(|e| format!("invalid config: {e}"))?;
-        let mut roots = Vec::with_capacity(sections.len());
-        for (stage, bytes) in sections {
+        let config = FusedConfig::parse(&json).map_err(|e| format!("invalid config: {e}"))?;
+        let mut roots = Vec::with_capacity(config.sections.len());
+        for (stage, bytes) in config.sections {
             let mut root = stage_root(stage, self.id);
             let size = bytes.len();
             if !embed::with_plugin_configuration(&bytes, || root.on_configure(size)) {
@@ -65,7 +64,10 @@ impl FusedRoot {
             }
             roots.push((stage, root));
         }
-        let owned: Vec<&str> = roots.iter().map(|(stage, _)| stage.filter_state_prefix()).collect();
+        let owned: Vec<&str> = roots
+            .iter()
+            .map(|(stage, _)| stage.filter_state_prefix())
+            .collect();
         self.roots = roots;
         embed::own_filter_state(&owned);
         embed::defer_resumes();
