@@ -165,11 +165,13 @@ impl Stages {
 /// Runs the later stages of every request a stage resumed during this callback, continues those
 /// they all let through, and makes `current` the effective context again.
 fn continue_resumed(streams: &Streams, current: u32) {
+    let mut switched = false;
     loop {
         let resumed = embed::take_deferred_resumes();
         if resumed.is_empty() {
             break;
         }
+        switched = true;
         for context_id in resumed {
             let stages = streams
                 .try_borrow()
@@ -192,7 +194,10 @@ fn continue_resumed(streams: &Streams, current: u32) {
             }
         }
     }
-    let _ = host::set_effective_context(current);
+    // Only when a resume (or a stage) switched the effective context away: otherwise no hostcall.
+    if switched || embed::effective() != Some(current) {
+        let _ = host::set_effective_context(current);
+    }
 }
 
 struct FusedStream {

@@ -116,6 +116,11 @@ pub fn note_effective(context_id: u32) {
     EFFECTIVE.with(|e| e.set(Some(context_id)));
 }
 
+/// The context last made effective ([`note_effective`]).
+pub fn effective() -> Option<u32> {
+    EFFECTIVE.with(Cell::get)
+}
+
 /// Called by [`crate::resume_request`]: `true` when the resume was deferred.
 pub(crate) fn defer_resume() -> bool {
     if !DEFER.with(Cell::get) {
