@@ -7,7 +7,7 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
 use meshguard_core::config::FilterConfig;
 use meshguard_core::jwt::{validate, Algorithm, KeySet, ValidationSettings};
-use meshguard_core::jwt_authn::cache::VerifiedCache;
+use meshguard_core::jwt_authn::cache::Caches;
 use meshguard_core::jwt_authn::decide::ProviderKeys;
 use meshguard_core::jwt_authn::{decide, Decision, JwtAuthnConfig, KeySource, KeyView};
 use serde_json::{json, Value};
@@ -43,7 +43,10 @@ struct Bench<'a> {
 impl Bench<'_> {
     /// The filter's call on a cache miss: every token is new to a fresh cache.
     fn decide(&self, tokens: &[String]) -> usize {
-        let mut cache = VerifiedCache::new(self.cfg.cache_max_entries);
+        let mut cache = Caches::new(
+            self.cfg.cache_max_entries,
+            self.cfg.cache_max_failed_entries,
+        );
         let view = Static(self.keys);
         let mut ok = 0;
         for t in tokens {
