@@ -9,7 +9,7 @@
 #[path = "../fuse.rs"]
 mod fuse;
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use meshguard_harness::runner::{self, ChainOverride};
 use meshguard_harness::scenario::Scenario;
@@ -70,13 +70,17 @@ fn config_errors_name_the_section() {
     }
 }
 
-/// One callback per phase instead of one per filter and phase.
-#[test]
-fn one_filter_callback_per_phase() {
-    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("scenarios/audit/full_chain.json");
-    let mut fused = fuse(&path).unwrap();
-    fused["requests"] = json!([fused["requests"][0].clone()]);
-    let scenario: Scenario = serde_json::from_value(fused).unwrap();
+/// The full-chain scenario (`audit/full_chain.json`).
+fn full_chain_path() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("scenarios/audit/full_chain.json")
+}
+
+/// Runs only the first request of `scenario` (a scenario under `scenarios/audit/`, as JSON) on
+/// one worker and returns the host events it caused.
+fn first_request_events(mut scenario: Value) -> Vec<HostEvent> {
+    scenario["requests"] = json!([scenario["requests"][0].clone()]);
+    let scenario: Scenario = serde_json::from_value(scenario).unwrap();
+    let path = full_chain_path();
     let host = runner::build_host(
         &scenario,
         path.parent().unwrap(),
@@ -89,10 +93,15 @@ fn one_filter_callback_per_phase() {
     let before = host.events().len();
     let (passed, _) = runner::run(&host, &scenario, &mut |_| {}).unwrap();
     assert_eq!(passed, 1);
-    let callbacks = host
-        .events()
-        .into_iter()
-        .skip(before)
+    host.events().into_iter().skip(before).collect()
+}
+
+/// One callback per phase instead of one per filter and phase.
+#[test]
+fn one_filter_callback_per_phase() {
+    let events = first_request_events(fuse(&full_chain_path()).unwrap());
+    let callbacks = events
+        .iter()
         .filter(|e| matches!(e, HostEvent::Callback { name, .. } if name.starts_with("proxy_on_")))
         .count();
     println!("fused: {callbacks} callbacks for one request (the four-filter chain: 4x)");
@@ -104,38 +113,18 @@ fn one_filter_callback_per_phase() {
 /// one full-chain request takes fewer hostcalls fused than through the four filters.
 #[test]
 fn hand_off_between_stages_takes_no_hostcall() {
-    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("scenarios/audit/full_chain.json");
-    let one_request = |scenario: &mut Value| {
-        scenario["requests"] = json!([scenario["requests"][0].clone()]);
-    };
+    let path = full_chain_path();
     let hostcalls = |scenario: Value| {
-        let scenario: Scenario = serde_json::from_value(scenario).unwrap();
-        let host = runner::build_host(
-            &scenario,
-            path.parent().unwrap(),
-            &ChainOverride {
-                workers: Some(1),
-                ..ChainOverride::default()
-            },
-        )
-        .unwrap();
-        let before = host.events().len();
-        let (passed, _) = runner::run(&host, &scenario, &mut |_| {}).unwrap();
-        assert_eq!(passed, 1);
-        host.events()
+        first_request_events(scenario)
             .into_iter()
-            .skip(before)
             .filter_map(|e| match e {
                 HostEvent::Hostcall { name, args, .. } => Some((name, args)),
                 _ => None,
             })
             .collect::<Vec<_>>()
     };
-    let mut fused = fuse(&path).unwrap();
-    one_request(&mut fused);
-    let mut chain: Value = serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
-    one_request(&mut chain);
-    let fused_calls = hostcalls(fused);
+    let fused_calls = hostcalls(fuse(&path).unwrap());
+    let chain: Value = serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
     let chain_calls = hostcalls(chain);
 
     let handoff_reads = |calls: &[(&str, String)]| {
